@@ -1,0 +1,224 @@
+"""A frozen backbone that maps uint8 image batches to pooled embeddings."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from cactus_features.backbones.registry import (
+    BackboneSpec,
+    build_architecture,
+    get_spec,
+    strip_classifier,
+)
+from cactus_features.backbones.weights import LoadedWeights, load_weights
+from cactus_features.errors import ConfigError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+class FrozenBackbone(nn.Module):
+    """Pre-processing plus a frozen model: ``uint8 [B, H, W, 3]`` in, ``float32 [B, D]`` out.
+
+    Images are converted, resized (bilinear, antialiased when shrinking) and
+    normalised on the model's device, so only compact uint8 batches cross the bus.
+
+    Args:
+        model: The model with its classifier removed.
+        spec: Its registry description.
+        weights: Which weights it carries.
+        resolution: Square input side the images are resized to.
+        mean: Normalisation mean (RGB, on the 0-1 scale).
+        std: Normalisation std.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
+        channels_last: Run convolutions in channels-last memory format.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        spec: BackboneSpec,
+        weights: LoadedWeights,
+        *,
+        resolution: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        precision: str = "fp32",
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.spec = spec
+        self.weights = weights
+        self.resolution = int(resolution)
+        self.precision = precision
+        self.channels_last = channels_last
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.eval()
+
+    @property
+    def device(self) -> torch.device:
+        """Device the model lives on."""
+        return self.mean.device
+
+    @property
+    def num_features(self) -> int:
+        """Embedding dimension ``D`` (timm's name for it)."""
+        return self.spec.dim
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """``uint8 [B, H, W, 3]`` -> normalised ``float32 [B, 3, R, R]`` on the same device."""
+        x = images.permute(0, 3, 1, 2).float().div_(255.0)
+        h, w = x.shape[-2:]
+        if (h, w) != (self.resolution, self.resolution):
+            shrink = h > self.resolution or w > self.resolution
+            x = F.interpolate(
+                x,
+                size=(self.resolution, self.resolution),
+                mode="bilinear",
+                align_corners=False,
+                antialias=shrink,
+            )
+        x = (x - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    @torch.inference_mode()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Embed a batch of same-sized uint8 images; returns float32 ``[B, D]``."""
+        x = self.preprocess(images.to(self.device, non_blocking=True))
+        with self._autocast():
+            out = self.model(x)
+        return out.flatten(1).float()
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Alias of :meth:`forward` (timm's name for pooled features)."""
+        return self(images)
+
+    def count_flops(self) -> int:
+        """FLOPs of one image at :attr:`resolution` (a multiply-add counts as 2)."""
+        x = torch.zeros(1, 3, self.resolution, self.resolution, device=self.device)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            self.model(x)
+        return int(counter.get_total_flops())
+
+    def num_params(self) -> int:
+        """Number of parameters of the backbone (classifier removed)."""
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Pick the device: the given one, else CUDA, then MPS, then CPU."""
+    if device is not None and str(device) != "auto":
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: CUDA is not available here; use cpu or auto")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` means bf16 on CUDA and fp32 elsewhere (bf16 on CPU is opt-in)."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision {precision!r}: use auto, {', '.join(PRECISIONS)}")
+    return precision
+
+
+def build_backbone(
+    name: str,
+    *,
+    weights: str | None = "DEFAULT",
+    weights_file: str | Path | None = None,
+    resolution: int | None = None,
+    normalization: str = "weights",
+    dataset_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    precision: str = "fp32",
+    channels_last: bool | None = None,
+    device: str | torch.device | None = None,
+    init_seed: int = 0,
+) -> FrozenBackbone:
+    """Build a frozen feature extractor from the registry.
+
+    Args:
+        name: Registry name (``resnet50``, ``efficientnet_lite0``, ...).
+        weights: Weights name, or ``"none"`` for random initialisation.
+        weights_file: A local state dict to load instead of downloading.
+        resolution: Input side; defaults to the weights' training resolution.
+        normalization: ``weights`` (the backbone's own mean/std), ``dataset``
+            (``dataset_stats``) or ``none``.
+        dataset_stats: ``(mean, std)`` of the training split, for ``dataset``.
+        precision: ``fp32``, ``bf16`` or ``fp16``.
+        channels_last: Channels-last memory format; default on for CUDA.
+        device: Where to run; see :func:`resolve_device`.
+        init_seed: Seed of the random initialisation (used when no weights are loaded).
+
+    Returns:
+        The frozen backbone, in eval mode, on its device.
+
+    Raises:
+        ConfigError: Unknown name, normalisation or a resolution the model cannot take.
+        WeightsError: Weights that cannot be had or do not fit.
+    """
+    spec = get_spec(name)
+    resolution = int(resolution or spec.default_resolution)
+    if spec.fixed_resolution and resolution != spec.default_resolution:
+        raise ConfigError(
+            f"{name} only takes {spec.default_resolution} px inputs; got --resolution {resolution}"
+        )
+    if resolution < spec.min_resolution:
+        raise ConfigError(
+            f"{name} needs inputs of at least {spec.min_resolution} px; "
+            f"got --resolution {resolution}"
+        )
+    dev = resolve_device(device)
+    # Random initialisation is seeded, so "random init" names one reproducible model
+    # (needed for cache keys and resume); the caller's RNG state is left untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        model = build_architecture(name)
+    loaded = load_weights(model, name, weights, weights_file)
+    strip_classifier(model)
+    if normalization == "weights":
+        mean, std = loaded.mean, loaded.std
+    elif normalization == "dataset":
+        if dataset_stats is None:
+            raise ConfigError("normalization 'dataset' needs the training split's statistics")
+        mean, std = dataset_stats
+    elif normalization == "none":
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    else:
+        raise ConfigError(f"--normalization {normalization!r}: use weights, dataset or none")
+    if channels_last is None:
+        channels_last = dev.type == "cuda"
+    return FrozenBackbone(
+        model,
+        spec,
+        loaded,
+        resolution=resolution,
+        mean=tuple(mean),
+        std=tuple(std),
+        precision=precision,
+        channels_last=channels_last,
+    ).to(dev)

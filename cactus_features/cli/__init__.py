@@ -1,0 +1,52 @@
+"""The ``cactus-features`` command line.
+
+Each sub-command lives in its own module and is registered here. Errors the
+user can fix (:class:`~cactus_features.errors.UserError`) are printed on one line
+and exit with code 2, without a traceback; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cactus_features._version import __version__
+from cactus_features.errors import UserError
+
+
+class _Group(click.Group):
+    """A click group that turns user errors into one line and exit code 2."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo(
+                "\ninterrupted: finished chunks are kept; run the same command again to resume",
+                err=True,
+            )
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cactus-features")
+def cli() -> None:
+    """Compare frozen image backbones fast: extract once, train heads in seconds, compare."""
+
+
+def _register() -> None:
+    from cactus_features.cli import compare, extract, train
+
+    for module in (extract, train, compare):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``cactus-features`` console script."""
+    _register()
+    cli.main(args=argv, prog_name="cactus-features")

@@ -1,0 +1,175 @@
+"""CLI commands of stage one: ``extract``, ``backbones``, ``info``, ``verify``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from cactus_features.cli.options import DATA_OPTIONS, apply, setup_logging
+
+
+@click.command()
+@apply(DATA_OPTIONS)
+@click.option(
+    "--backbone",
+    "backbones",
+    multiple=True,
+    required=True,
+    help="Registry name, optionally NAME@RESOLUTION; repeat for several (decoded once for all).",
+)
+@click.option(
+    "--weights",
+    default="DEFAULT",
+    show_default=True,
+    help="Weights name (DEFAULT, IMAGENET1K_V2, ...) or none for random initialisation.",
+)
+@click.option(
+    "--weights-file", type=click.Path(dir_okay=False), help="Local state dict to load instead."
+)
+@click.option(
+    "--resolution", type=int, help="Input side in px (default: each backbone's pretrained one)."
+)
+@click.option(
+    "--normalization",
+    type=click.Choice(["weights", "dataset", "none"]),
+    default="weights",
+    show_default=True,
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
+    show_default=True,
+    help="auto: bf16 on CUDA, fp32 on CPU.",
+)
+@click.option("--channels-last/--no-channels-last", default=None, help="Default: on for CUDA.")
+@click.option("--batch-size", type=int, help="Images per forward pass (default 256 CUDA, 64 CPU).")
+@click.option("--chunk-size", type=int, default=1024, show_default=True, help="Resume unit.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps.")
+@click.option("--cache-dir", default="cache", show_default=True, type=click.Path(file_okay=False))
+@click.option("--split", "split_ratios", default="0.7,0.15,0.15", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Split seed.")
+@click.option(
+    "--fingerprint", type=click.Choice(["content", "size"]), default="content", show_default=True
+)
+@click.option("--skip-bad-images", is_flag=True, help="Leave undecodable images out, recorded.")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32")
+@click.option("--workers", type=int, help="Decoder threads.")
+@click.option("--lock-timeout", type=float, help="Seconds to wait for another extracting process.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, warnings only.")
+def extract(**kw) -> None:
+    """Extract pooled embeddings of a dataset into the cache, once per backbone."""
+    from cactus_features.data.split import SplitConfig
+    from cactus_features.errors import ConfigError
+    from cactus_features.extract.api import extract_features
+
+    setup_logging(kw["quiet"])
+    try:
+        ratios = [float(r) for r in kw.pop("split_ratios").split(",")]
+        if len(ratios) != 3:
+            raise ValueError
+    except ValueError:
+        raise ConfigError("--split must be three numbers, e.g. 0.7,0.15,0.15") from None
+    split = SplitConfig(*ratios, seed=kw.pop("seed"))
+    classes = kw.pop("classes")
+    device = kw.pop("device")
+    sets = extract_features(
+        kw.pop("data"),
+        list(kw.pop("backbones")),
+        classes=classes.split(",") if classes else None,
+        device=None if device == "auto" else device,
+        split=split,
+        **kw,
+    )
+    for fs in sets:
+        t = fs.attrs.get("timings", {})
+        click.echo(
+            f"{fs.name:<28} {fs.attrs.get('weights_label', ''):<14} dim {fs.dim:<5} "
+            f"{len(fs):>7} images  {t.get('images_per_second', 0):>8.1f} img/s  {fs.path}"
+        )
+
+
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="Build each model to confirm (slow).")
+def backbones(show_all: bool) -> None:
+    """List the registry: name, embedding dimension, default resolution, weights."""
+    from cactus_features.backbones.registry import available_backbones, get_spec
+
+    click.echo(f"{'name':<28} {'dim':>5} {'res':>5}  weights")
+    for name in available_backbones():
+        spec = get_spec(name)
+        offline = "  (offline)" if name == "efficientnet_lite0" else ""
+        click.echo(
+            f"{name:<28} {spec.dim:>5} {spec.default_resolution:>5}  "
+            f"{', '.join(spec.weights)}{offline}"
+        )
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def info(path: str, as_json: bool) -> None:
+    """Print what a cache file holds."""
+    import numpy as np
+
+    from cactus_features.features import SPLIT_NAMES, load_features
+
+    fs = load_features(path)
+    if as_json:
+        click.echo(json.dumps({"key": fs.key, "attrs": fs.attrs}, indent=2, default=str))
+        return
+    click.echo(f"file        {fs.path}")
+    click.echo(f"backbone    {fs.key.get('backbone')}  weights {fs.key.get('weights')}")
+    click.echo(
+        f"input       {fs.key.get('resolution')} px, normalisation {fs.key.get('normalization')}, "
+        f"precision {fs.key.get('precision')}"
+    )
+    click.echo(f"embeddings  {len(fs)} x {fs.dim} ({fs.key.get('dtype')})")
+    click.echo(f"classes     {', '.join(fs.class_names) or '(unlabelled)'}")
+    for code, name in enumerate(SPLIT_NAMES):
+        m = fs.split == code
+        counts = np.bincount(fs.labels[m], minlength=len(fs.class_names)) if m.any() else []
+        click.echo(f"{name:<11} {int(m.sum()):>6} images  per class {list(map(int, counts))}")
+    click.echo(f"dataset     {fs.attrs.get('dataset_root')} ({fs.key.get('dataset_fingerprint')})")
+    health = fs.attrs.get("health", {})
+    click.echo(f"health      {health.get('message', '?')}")
+    t = fs.attrs.get("timings", {})
+    click.echo(
+        f"timings     {t.get('seconds', 0):.1f}s model stage, "
+        f"{t.get('images_per_second', 0):.1f} img/s"
+    )
+    click.echo(f"versions    {fs.attrs.get('versions', {})}")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--cache-dir", default="cache", show_default=True, help="Used when no path is given.")
+@click.option("--no-dataset", is_flag=True, help="Skip re-reading the dataset (staleness check).")
+def verify(paths: tuple[str, ...], cache_dir: str, no_dataset: bool) -> None:
+    """Re-check cache files: format, completeness, checksum, finiteness, stale dataset."""
+    import sys
+    from pathlib import Path
+
+    from cactus_features.errors import CacheError
+    from cactus_features.extract.verify import verify_file
+
+    files = [Path(p) for p in paths] or sorted(Path(cache_dir).glob("*/*.h5"))
+    if not files:
+        raise CacheError(f"{cache_dir}: no cache files to verify")
+    failed = 0
+    for path in files:
+        report = verify_file(path, check_dataset=not no_dataset)
+        status = click.style("ok", fg="green") if report.ok else click.style("FAIL", fg="red")
+        click.echo(f"{status:<4} {path}")
+        for line in report.problems:
+            click.echo(f"     problem: {line}")
+        for line in report.notes:
+            click.echo(f"     {line}")
+        failed += not report.ok
+    if failed:
+        click.echo(f"{failed} of {len(files)} files failed verification", err=True)
+        sys.exit(1)
+
+
+COMMANDS = [extract, backbones, info, verify]

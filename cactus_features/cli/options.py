@@ -1,0 +1,54 @@
+"""Option groups shared by several commands."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import click
+
+DATA_OPTIONS = [
+    click.option(
+        "--data",
+        "data",
+        required=True,
+        type=click.Path(file_okay=False, path_type=str),
+        help="Image folder (Kaggle layout with --labels, class folders, or unlabelled).",
+    ),
+    click.option("--labels", type=click.Path(dir_okay=False, path_type=str), help="Label CSV."),
+    click.option(
+        "--layout",
+        type=click.Choice(["auto", "kaggle", "folders", "unlabelled"]),
+        default="auto",
+        show_default=True,
+    ),
+    click.option("--id-column", default="id", show_default=True, help="CSV column of image ids."),
+    click.option(
+        "--label-column", default="has_cactus", show_default=True, help="CSV column of labels."
+    ),
+    click.option("--classes", help="Expected class names, comma-separated (e.g. 0,1)."),
+    click.option("--limit", type=int, help="Use only the first N images (quick tries)."),
+]
+
+
+def apply(options: list[Callable]) -> Callable:
+    """Decorate a command with a list of click options, in order."""
+
+    def decorator(func: Callable) -> Callable:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorator
+
+
+def setup_logging(quiet: bool) -> None:
+    """Send the library's log lines to stderr: info normally, warnings only when quiet."""
+    logger = logging.getLogger("cactus_features")
+    if not any(getattr(h, "_cactus_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._cactus_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False

@@ -1,0 +1,3 @@
+"""CLI commands: train (stage two)."""
+
+COMMANDS: list = []

@@ -1,0 +1,477 @@
+"""``extract_features``: stage one, from an image folder to cached embeddings."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+import warnings
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+import torchvision
+from tqdm.auto import tqdm
+
+from cactus_features._version import __version__
+from cactus_features.backbones.frozen import build_backbone, resolve_device, resolve_precision
+from cactus_features.backbones.registry import get_spec
+from cactus_features.backbones.weights import describe_weights
+from cactus_features.data.readers import read_dataset
+from cactus_features.data.split import SplitConfig, stratified_split
+from cactus_features.data.table import ImageTable
+from cactus_features.errors import ConfigError, DataError
+from cactus_features.extract.cache import (
+    PartStore,
+    entry_lock,
+    entry_path,
+    is_complete,
+    key_hash,
+    write_entry,
+)
+from cactus_features.extract.health import check_health
+from cactus_features.extract.pipeline import Job, run_jobs
+from cactus_features.extract.scan import (
+    bad_images_error,
+    dataset_fingerprint,
+    default_workers,
+    scan_images,
+)
+from cactus_features.features import SPLIT_NONE, FeatureSet, load_features
+
+log = logging.getLogger("cactus_features")
+
+
+class CollapsedFeaturesWarning(UserWarning):
+    """The extracted features are (almost) constant: a head on them will be at chance."""
+
+
+@dataclass(frozen=True)
+class BackboneRequest:
+    """One backbone to extract, with its own weights and resolution.
+
+    Attributes:
+        name: Registry name.
+        weights: Weights name (``DEFAULT``, ``IMAGENET1K_V2``, ...) or ``none``.
+        weights_file: Local state dict to load instead.
+        resolution: Input side; ``None`` means the weights' training resolution.
+    """
+
+    name: str
+    weights: str | None = "DEFAULT"
+    weights_file: str | None = None
+    resolution: int | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        text: str | BackboneRequest,
+        *,
+        weights: str | None = "DEFAULT",
+        weights_file: str | None = None,
+        resolution: int | None = None,
+    ) -> BackboneRequest:
+        """Parse ``name[@resolution]``, e.g. ``efficientnet_lite0@128``; others from defaults."""
+        if isinstance(text, BackboneRequest):
+            return text
+        name, _, res = str(text).partition("@")
+        if res:
+            try:
+                resolution = int(res.removesuffix("px"))
+            except ValueError:
+                raise ConfigError(
+                    f"backbone {text!r}: resolution after '@' must be a number"
+                ) from None
+        return cls(name.strip(), weights, weights_file, resolution)
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "cactus_features": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "h5py": h5py.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def extract_features(
+    data: str | Path | ImageTable,
+    backbones: str | BackboneRequest | list[str | BackboneRequest],
+    *,
+    labels: str | Path | None = None,
+    layout: str = "auto",
+    id_column: str = "id",
+    label_column: str = "has_cactus",
+    classes: list[str] | None = None,
+    limit: int | None = None,
+    weights: str | None = "DEFAULT",
+    weights_file: str | None = None,
+    resolution: int | None = None,
+    normalization: str = "weights",
+    precision: str = "auto",
+    channels_last: bool | None = None,
+    batch_size: int | None = None,
+    chunk_size: int = 1024,
+    device: str | None = None,
+    cache_dir: str | Path = "cache",
+    split: SplitConfig | None = None,
+    fingerprint: str = "content",
+    skip_bad_images: bool = False,
+    dtype: str = "float32",
+    workers: int | None = None,
+    lock_timeout: float | None = None,
+    quiet: bool = False,
+) -> list[FeatureSet]:
+    """Extract pooled embeddings of a dataset with one or more frozen backbones, once.
+
+    Every image is decoded once for all backbones. Entries already in the cache
+    are served without running the model; a killed run resumes at the first
+    unfinished chunk.
+
+    Args:
+        data: Image folder (or an already-read :class:`ImageTable`).
+        backbones: Registry names, ``name@resolution`` strings or requests.
+        labels: Label CSV for the Kaggle layout.
+        layout: ``auto``, ``kaggle``, ``folders`` or ``unlabelled``.
+        id_column: CSV id column.
+        label_column: CSV label column.
+        classes: Expected class names; other labels are an error.
+        limit: Use only the first ``limit`` images.
+        weights: Default weights name for every backbone (``DEFAULT``, ``none``, ...).
+        weights_file: Default local weights file.
+        resolution: Default input side; ``None`` means each backbone's own.
+        normalization: ``weights``, ``dataset`` or ``none``.
+        precision: ``auto`` (bf16 on CUDA, fp32 elsewhere), ``fp32``, ``bf16``, ``fp16``.
+        channels_last: Channels-last memory format (default on for CUDA).
+        batch_size: Images per forward pass (default 256 on CUDA, 64 elsewhere).
+        chunk_size: Images per resumable chunk.
+        device: ``auto``/``None``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
+        cache_dir: Cache folder.
+        split: Split ratios and seed (default 70/15/15, seed 0).
+        fingerprint: ``content`` (hash file bytes) or ``size``.
+        skip_bad_images: Leave undecodable images out (recorded in the cache)
+            instead of failing.
+        dtype: Storage of the embeddings, ``float32`` or ``float16``.
+        workers: Decoder threads.
+        lock_timeout: Seconds to wait for another process extracting the same entry.
+        quiet: No progress bar.
+
+    Returns:
+        One feature set per requested backbone, in request order.
+
+    Raises:
+        DataError: Bad dataset. ConfigError: bad option. WeightsError: weights
+        unavailable. CacheError: cache folder unusable or busy.
+    """
+    t_start = time.perf_counter()
+    if isinstance(backbones, str | BackboneRequest):
+        backbones = [backbones]
+    if not backbones:
+        raise ConfigError("no backbone given; pass at least one --backbone")
+    if dtype not in ("float32", "float16"):
+        raise ConfigError(f"--dtype {dtype!r}: use float32 or float16")
+    if chunk_size < 1:
+        raise ConfigError(f"--chunk-size {chunk_size}: must be at least 1")
+    requests = [
+        BackboneRequest.parse(b, weights=weights, weights_file=weights_file, resolution=resolution)
+        for b in backbones
+    ]
+    table = (
+        data
+        if isinstance(data, ImageTable)
+        else read_dataset(
+            data,
+            labels,
+            layout=layout,
+            id_column=id_column,
+            label_column=label_column,
+            classes=classes,
+            limit=limit,
+        )
+    )
+    for message in table.warnings:
+        log.warning("warning: %s", message)
+    split_config = split or SplitConfig()
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    batch_size = int(batch_size or (256 if dev.type == "cuda" else 64))
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
+    workers = workers or default_workers()
+    cache_dir = Path(cache_dir)
+
+    t0 = time.perf_counter()
+    fp = dataset_fingerprint(table, fingerprint)
+    fingerprint_seconds = time.perf_counter() - t0
+    dataset_dir = f"{table.name}-{fp[:8]}"
+
+    keys, paths = [], []
+    for req in requests:
+        spec = get_spec(req.name)
+        res = int(req.resolution or spec.default_resolution)
+        w_label, w_sha = describe_weights(req.name, req.weights, req.weights_file)
+        key = {
+            "backbone": req.name,
+            "weights": w_label,
+            "weights_sha256": w_sha,
+            "init_seed": 0 if w_label == "random init" else None,
+            "resolution": res,
+            "normalization": normalization,
+            "precision": prec,
+            "dtype": dtype,
+            "dataset_fingerprint": fp,
+            "fingerprint_mode": fingerprint,
+            "split": split_config.as_dict(),
+            "skip_bad_images": bool(skip_bad_images),
+            "name": f"{req.name}@{res}",
+        }
+        keys.append(key)
+        paths.append(entry_path(cache_dir, dataset_dir, key))
+
+    misses = [i for i, p in enumerate(paths) if not is_complete(p)]
+    for i, p in enumerate(paths):
+        if i not in misses:
+            log.info("cache hit: %s (%s), no model run", keys[i]["name"], p)
+    if misses:
+        try:
+            (cache_dir / dataset_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from cactus_features.errors import CacheError
+            from cactus_features.extract.cache import _io_message
+
+            raise CacheError(_io_message(cache_dir, exc)) from None
+        _extract_missing(
+            table,
+            [requests[i] for i in misses],
+            [keys[i] for i in misses],
+            [paths[i] for i in misses],
+            split_config=split_config,
+            normalization=normalization,
+            precision=prec,
+            channels_last=channels_last,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            device=dev,
+            skip_bad_images=skip_bad_images,
+            dtype=dtype,
+            workers=workers,
+            lock_timeout=lock_timeout,
+            quiet=quiet,
+            extra_seconds={"fingerprint_seconds": fingerprint_seconds},
+        )
+    log.debug("extract_features took %.2fs", time.perf_counter() - t_start)
+    return [load_features(p) for p in paths]
+
+
+def _extract_missing(
+    table: ImageTable,
+    requests: list[BackboneRequest],
+    keys: list[dict],
+    paths: list[Path],
+    *,
+    split_config: SplitConfig,
+    normalization: str,
+    precision: str,
+    channels_last: bool | None,
+    batch_size: int,
+    chunk_size: int,
+    device: torch.device,
+    skip_bad_images: bool,
+    dtype: str,
+    workers: int,
+    lock_timeout: float | None,
+    quiet: bool,
+    extra_seconds: dict[str, float],
+) -> None:
+    """Validate every image, then run the backbones whose entries are missing."""
+    t0 = time.perf_counter()
+    with tqdm(total=len(table), desc="checking images", unit="img", disable=quiet) as bar:
+        scan = scan_images(table, workers=workers, progress=bar.update)
+    scan_seconds = time.perf_counter() - t0
+    keep = np.ones(len(table), dtype=bool)
+    if scan.bad:
+        if not skip_bad_images:
+            raise bad_images_error(scan.bad)
+        bad_ids = set(scan.bad)
+        keep = np.array([str(i) not in bad_ids for i in table.ids])
+        log.warning(
+            "warning: skipping %d undecodable images: %s", len(bad_ids), sorted(bad_ids)[:5]
+        )
+    rows = np.flatnonzero(keep)
+    table = table.subset(rows)
+    images = None if scan.images is None else [scan.images[r] for r in rows]
+    if table.labelled:
+        split = stratified_split(table.labels, split_config)
+        train_rows = rows[split == 0]
+    else:
+        split = np.full(len(table), SPLIT_NONE, dtype=np.uint8)
+        train_rows = rows
+    mean, std = scan.channel_stats(train_rows)
+    if len(table) == 0:
+        raise DataError("no decodable images left; check the data folder")
+
+    with ExitStack() as stack:
+        jobs: list[tuple[Job, dict, Path, dict]] = []
+        for req, key, path in sorted(
+            zip(requests, keys, paths, strict=True), key=lambda t: str(t[2])
+        ):
+            stack.enter_context(entry_lock(path, timeout=lock_timeout))
+            if is_complete(path):
+                log.info("cache hit: %s (%s), finished by another process", key["name"], path)
+                continue
+            t_build = time.perf_counter()
+            backbone = build_backbone(
+                req.name,
+                weights=req.weights,
+                weights_file=req.weights_file,
+                resolution=key["resolution"],
+                normalization=normalization,
+                dataset_stats=(tuple(mean), tuple(std)),
+                precision=precision,
+                channels_last=channels_last,
+                device=device,
+            )
+            build_seconds = time.perf_counter() - t_build
+            manifest = {
+                "key_hash": key_hash(key),
+                "n_rows": len(table),
+                "chunk_size": chunk_size,
+                "batch_size": batch_size,
+            }
+            parts = PartStore(path, len(table), chunk_size, manifest)
+            parts.open()
+            done = parts.done(backbone.num_features)
+            todo = set(range(parts.n_chunks)) - done
+            if done:
+                log.info(
+                    "resuming %s: %d of %d chunks already done",
+                    key["name"],
+                    len(done),
+                    parts.n_chunks,
+                )
+            info = {
+                "params": backbone.num_params(),
+                "gflops": round(backbone.count_flops() / 1e9, 4),
+                "resolution": backbone.resolution,
+                "dim": backbone.num_features,
+                "device": str(device),
+                "precision": precision,
+                "channels_last": backbone.channels_last,
+                "batch_size": batch_size,
+                "build_seconds": round(build_seconds, 4),
+                "resumed_chunks": len(done),
+                "mean": list(backbone.mean.flatten().tolist()),
+                "std": list(backbone.std.flatten().tolist()),
+            }
+            jobs.append((Job(backbone, parts, todo), key, path, info))
+
+        remaining = sum(len(j.todo) for j, *_ in jobs)
+        if jobs and remaining:
+            names = ", ".join(k["name"] for _, k, _, _ in jobs)
+            n_img = len({c for j, *_ in jobs for c in j.todo}) * chunk_size
+            with tqdm(
+                total=min(n_img, len(table)),
+                desc=f"extracting {names}",
+                unit="img",
+                disable=quiet,
+            ) as bar:
+                run_jobs(
+                    [j for j, *_ in jobs],
+                    table.paths,
+                    images,
+                    batch_size=batch_size,
+                    workers=workers,
+                    progress=bar.update,
+                )
+        for job, key, path, info in jobs:
+            _finish(
+                job,
+                key,
+                path,
+                info,
+                table=table,
+                split=split,
+                split_config=split_config,
+                dataset_stats={"mean": mean, "std": std, "split": "train"},
+                dtype=dtype,
+                skipped=scan.bad,
+                seconds={**extra_seconds, "scan_seconds": round(scan_seconds, 4)},
+            )
+
+
+def _finish(
+    job: Job,
+    key: dict,
+    path: Path,
+    info: dict,
+    *,
+    table: ImageTable,
+    split: np.ndarray,
+    split_config: SplitConfig,
+    dataset_stats: dict,
+    dtype: str,
+    skipped: dict[str, str],
+    seconds: dict[str, float],
+) -> None:
+    """Check the finished embeddings and write the final cache file."""
+    emb = job.parts.load_all()
+    finite = np.isfinite(emb).all(axis=1)
+    if not finite.all():
+        bad = [str(i) for i in table.ids[~finite]]
+        raise DataError(
+            f"{key['name']}: {len(bad)} embeddings are not finite (NaN/inf), first ids: "
+            f"{', '.join(bad[:5])}; try --precision fp32 or check those images"
+        )
+    health = check_health(emb)
+    timings = {**job.times.as_dict(), **seconds}
+    if health.collapsed:
+        log.warning("WARNING %s: %s", key["name"], health.message)
+        warnings.warn(f"{key['name']}: {health.message}", CollapsedFeaturesWarning, stacklevel=3)
+    else:
+        log.info("%s: %s", key["name"], health.message)
+    write_entry(
+        path,
+        embeddings=emb,
+        ids=table.ids,
+        labels=table.labels,
+        split=split,
+        key=key,
+        class_names=table.class_names,
+        json_attrs={
+            "timings": timings,
+            "health": health.as_dict(),
+            "model_info": info,
+            "split_config": split_config.as_dict(),
+            "dataset_stats": dataset_stats,
+            "skipped": skipped,
+            "versions": _versions(),
+            "source": table.source,
+        },
+        plain_attrs={
+            "backbone": key["backbone"],
+            "weights": key["weights"],
+            "weights_label": key["weights"],
+            "resolution": key["resolution"],
+            "normalization": key["normalization"],
+            "dataset_name": table.name,
+            "dataset_root": str(table.root.resolve()),
+            "dataset_layout": table.layout,
+            "n_images": len(table),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+        dtype=dtype,
+    )
+    job.parts.remove()
+    log.info(
+        "wrote %s (%d x %d, %.1f img/s)",
+        path,
+        emb.shape[0],
+        emb.shape[1],
+        timings["images_per_second"],
+    )

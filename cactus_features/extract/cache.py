@@ -1,0 +1,320 @@
+"""Writing the feature cache: keys, file names, locks, resumable chunks, atomic finish.
+
+Life of a cache entry ``<dir>/<name>.h5``:
+
+1. A process takes the exclusive lock ``<name>.lock`` (``fcntl.flock``; released by
+   the kernel when the process dies, so a killed run never leaves a stale lock).
+2. Finished chunks are written to ``<name>.parts/chunk-NNNNNN.npy``, each through a
+   temporary name and ``os.replace``, so a chunk file either is complete or does
+   not exist. A killed run resumes at the first missing chunk.
+3. When every chunk exists, the HDF5 file is assembled under a temporary name,
+   flushed to disk and renamed to ``<name>.h5`` in one step. Readers only ever
+   open ``<name>.h5``, so they never see a half-written file.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from cactus_features.errors import CacheError
+from cactus_features.features import FORMAT_VERSION
+
+log = logging.getLogger("cactus_features")
+
+EMBEDDINGS_KIND = "cactus-features/embeddings"
+
+
+def key_hash(key: dict[str, Any]) -> str:
+    """Stable 12-character hash of a cache key."""
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-") or "x"
+
+
+def entry_path(cache_dir: Path, dataset_dir: str, key: dict[str, Any]) -> Path:
+    """Readable file name of a cache entry, e.g.
+    ``cache/aerial-cactus-train-1a2b3c4d/resnet50_IMAGENET1K_V2_224px_weights_fp32_<hash>.h5``.
+    """
+    stem = "_".join(
+        [
+            _slug(key["backbone"]),
+            _slug(key["weights"]),
+            f"{key['resolution']}px",
+            _slug(key["normalization"]),
+            _slug(key["precision"]),
+            key_hash(key),
+        ]
+    )
+    return cache_dir / dataset_dir / f"{stem}.h5"
+
+
+def is_complete(path: Path) -> bool:
+    """Whether ``path`` is a finished cache file this library can read."""
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return (
+                f.attrs.get("kind") == EMBEDDINGS_KIND
+                and bool(f.attrs.get("complete", False))
+                and int(f.attrs.get("format_version", 0)) <= FORMAT_VERSION
+            )
+    except OSError:
+        return False
+
+
+@contextmanager
+def entry_lock(path: Path, *, timeout: float | None = None) -> Iterator[None]:
+    """Hold the exclusive writer lock of a cache entry.
+
+    Args:
+        path: The entry's ``.h5`` path.
+        timeout: Seconds to wait for another process holding the lock; ``None``
+            waits as long as it takes, ``0`` fails at once.
+
+    Raises:
+        CacheError: If the lock is held elsewhere past the timeout, or the folder
+            is read-only.
+    """
+    lock_path = path.with_suffix(".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise CacheError(_io_message(path.parent, exc)) from None
+    try:
+        start = time.monotonic()
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - start
+                if timeout is not None and waited >= timeout:
+                    raise CacheError(
+                        f"{path.name}: another process is extracting this entry right now; "
+                        "wait for it to finish (or raise --lock-timeout) and run again"
+                    ) from None
+                if not announced:
+                    log.info("waiting for another process that is extracting %s", path.name)
+                    announced = True
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _io_message(where: Path, exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return (
+            f"{where}: cache folder is not writable ({exc.strerror}); pass a writable --cache-dir"
+        )
+    if exc.errno == errno.ENOSPC:
+        return (
+            f"{where}: disk full while writing the cache; free space and run again "
+            "(finished chunks are kept)"
+        )
+    return f"{where}: {exc.strerror or exc}; check the cache folder"
+
+
+@dataclass
+class PartStore:
+    """The finished chunks of an entry being extracted.
+
+    Attributes:
+        path: The entry's final ``.h5`` path.
+        n_rows: Number of images.
+        chunk_size: Images per chunk.
+        manifest: What the chunks were computed with; a resume needs the same.
+    """
+
+    path: Path
+    n_rows: int
+    chunk_size: int
+    manifest: dict[str, Any]
+
+    @property
+    def folder(self) -> Path:
+        """``<name>.parts/`` beside the final file."""
+        return self.path.with_suffix(".parts")
+
+    @property
+    def n_chunks(self) -> int:
+        """Number of chunks the entry is cut into."""
+        return (self.n_rows + self.chunk_size - 1) // self.chunk_size
+
+    def chunk_rows(self, index: int) -> range:
+        """Row range of chunk ``index``."""
+        start = index * self.chunk_size
+        return range(start, min(start + self.chunk_size, self.n_rows))
+
+    def _chunk_file(self, index: int) -> Path:
+        return self.folder / f"chunk-{index:06d}.npy"
+
+    def open(self) -> None:
+        """Create the parts folder, or check an existing one was made with the same settings.
+
+        Chunks from a different key or chunking are discarded (with a log line).
+        """
+        manifest_file = self.folder / "manifest.json"
+        if self.folder.is_dir():
+            try:
+                old = json.loads(manifest_file.read_text())
+            except (OSError, ValueError):
+                old = None
+            if old != self.manifest:
+                log.info("%s: discarding chunks made with other settings", self.folder.name)
+                shutil.rmtree(self.folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if not manifest_file.exists():
+                _atomic_write_bytes(
+                    manifest_file, json.dumps(self.manifest, sort_keys=True).encode()
+                )
+            for stray in self.folder.glob("*.tmp*"):
+                stray.unlink(missing_ok=True)
+        except OSError as exc:
+            raise CacheError(_io_message(self.folder, exc)) from None
+
+    def done(self, dim: int) -> set[int]:
+        """Indices of chunks already written and intact."""
+        out = set()
+        for index in range(self.n_chunks):
+            f = self._chunk_file(index)
+            if not f.exists():
+                continue
+            try:
+                arr = np.load(f, mmap_mode="r", allow_pickle=False)
+                if arr.shape == (len(self.chunk_rows(index)), dim):
+                    out.add(index)
+                    continue
+            except (OSError, ValueError):
+                pass
+            log.info("%s: damaged chunk %d, recomputing it", self.folder.name, index)
+            f.unlink(missing_ok=True)
+        return out
+
+    def save(self, index: int, embeddings: np.ndarray) -> None:
+        """Write one finished chunk atomically."""
+        f = self._chunk_file(index)
+        tmp = f.with_name(f"{f.stem}.tmp{os.getpid()}.npy")
+        try:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(embeddings), allow_pickle=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, f)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise CacheError(_io_message(self.folder, exc)) from None
+
+    def load_all(self) -> np.ndarray:
+        """Concatenate every chunk in order (all must exist)."""
+        return np.concatenate(
+            [np.load(self._chunk_file(i), allow_pickle=False) for i in range(self.n_chunks)]
+        )
+
+    def remove(self) -> None:
+        """Delete the parts folder once the final file exists."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def embeddings_checksum(embeddings: np.ndarray) -> str:
+    """SHA-256 of the embeddings as C-ordered little-endian bytes."""
+    arr = np.ascontiguousarray(embeddings)
+    arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+    return hashlib.sha256(arr.tobytes()).hexdigest()
+
+
+def write_entry(
+    path: Path,
+    *,
+    embeddings: np.ndarray,
+    ids: np.ndarray,
+    labels: np.ndarray,
+    split: np.ndarray,
+    key: dict[str, Any],
+    class_names: list[str],
+    json_attrs: dict[str, Any],
+    plain_attrs: dict[str, Any],
+    dtype: str = "float32",
+) -> None:
+    """Assemble the final HDF5 file under a temporary name and rename it into place.
+
+    Args:
+        path: The final ``.h5`` path.
+        embeddings: ``[N, D]`` features.
+        ids: Image ids ``[N]``.
+        labels: Label indices ``[N]``.
+        split: Split codes ``[N]``.
+        key: The cache key (stored as JSON).
+        class_names: Class names in index order.
+        json_attrs: Structured metadata, each stored as a JSON text attribute.
+        plain_attrs: Scalar metadata stored as plain HDF5 attributes.
+        dtype: ``float32`` or ``float16`` storage of the embeddings.
+    """
+    stored = np.asarray(embeddings, dtype=np.float16 if dtype == "float16" else np.float32)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.h5")
+    try:
+        with h5py.File(tmp, "w", track_order=True) as f:
+            n, d = stored.shape
+            f.create_dataset(
+                "embeddings",
+                data=stored,
+                chunks=(min(n, max(1, (1 << 20) // max(1, d * stored.itemsize))), d),
+                track_times=False,
+            )
+            f.create_dataset(
+                "ids",
+                data=np.asarray(ids, dtype=object),
+                dtype=h5py.string_dtype(),
+                track_times=False,
+            )
+            f.create_dataset("labels", data=np.asarray(labels, np.int64), track_times=False)
+            f.create_dataset("split", data=np.asarray(split, np.uint8), track_times=False)
+            f.attrs["kind"] = EMBEDDINGS_KIND
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["key"] = json.dumps(key, sort_keys=True)
+            f.attrs["key_hash"] = key_hash(key)
+            f.attrs["class_names"] = json.dumps(class_names)
+            f.attrs["embeddings_sha256"] = embeddings_checksum(stored)
+            for name, value in json_attrs.items():
+                f.attrs[name] = json.dumps(value, sort_keys=True)
+            for name, value in plain_attrs.items():
+                f.attrs[name] = value
+            f.attrs["complete"] = True
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CacheError(_io_message(path.parent, exc)) from None
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a small file through a temporary name and ``os.replace``."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
