@@ -58,12 +58,29 @@ from cactus_features.cli.options import DATA_OPTIONS, apply, setup_logging
 @click.option("--workers", type=int, help="Decoder threads.")
 @click.option("--lock-timeout", type=float, help="Seconds to wait for another extracting process.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, warnings only.")
+@click.option(
+    "--launcher",
+    type=click.Choice(["none", "torchrun"]),
+    default="none",
+    show_default=True,
+    help="torchrun: start --nproc-per-node processes that share the work by chunk.",
+)
+@click.option("--nproc-per-node", type=int, default=2, show_default=True)
 def extract(**kw) -> None:
-    """Extract pooled embeddings of a dataset into the cache, once per backbone."""
+    """Extract pooled embeddings of a dataset into the cache, once per backbone.
+
+    Under torchrun (`torchrun --nproc-per-node N -m cactus_features extract ...`)
+    each rank computes its share of the chunks and rank 0 writes the one cache file.
+    """
     from cactus_features.data.split import SplitConfig
     from cactus_features.errors import ConfigError
     from cactus_features.extract.api import extract_features
+    from cactus_features.extract.distributed import launched_by_torchrun
 
+    launcher, nproc = kw.pop("launcher"), kw.pop("nproc_per_node")
+    if launcher == "torchrun" and not launched_by_torchrun():
+        _relaunch_with_torchrun(nproc)
+        return
     setup_logging(kw["quiet"])
     try:
         ratios = [float(r) for r in kw.pop("split_ratios").split(",")]
@@ -90,9 +107,43 @@ def extract(**kw) -> None:
         )
 
 
+def _relaunch_with_torchrun(nproc: int) -> None:
+    """Run this same command under ``torch.distributed.run`` with ``nproc`` processes."""
+    import subprocess
+    import sys
+
+    from cactus_features.errors import ConfigError
+
+    if nproc < 1:
+        raise ConfigError(f"--nproc-per-node {nproc}: must be at least 1")
+    args = sys.argv[1:]
+    forwarded, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--launcher", "--nproc-per-node"):
+            skip = True
+            continue
+        if arg.startswith(("--launcher=", "--nproc-per-node=")):
+            continue
+        forwarded.append(arg)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "cactus_features",
+        *forwarded,
+    ]
+    click.echo(f"launching: {' '.join(command[2:])}", err=True)
+    sys.exit(subprocess.call(command))
+
+
 @click.command()
-@click.option("--all", "show_all", is_flag=True, help="Build each model to confirm (slow).")
-def backbones(show_all: bool) -> None:
+def backbones() -> None:
     """List the registry: name, embedding dimension, default resolution, weights."""
     from cactus_features.backbones.registry import available_backbones, get_spec
 

@@ -24,18 +24,26 @@ from cactus_features.backbones.weights import describe_weights
 from cactus_features.data.readers import read_dataset
 from cactus_features.data.split import SplitConfig, stratified_split
 from cactus_features.data.table import ImageTable
-from cactus_features.errors import ConfigError, DataError
+from cactus_features.errors import CacheError, ConfigError, DataError, UserError
 from cactus_features.extract.cache import (
     PartStore,
     entry_lock,
     entry_path,
+    io_message,
     is_complete,
     key_hash,
     write_entry,
 )
+from cactus_features.extract.distributed import (
+    DistContext,
+    init_distributed,
+    launched_by_torchrun,
+    rank_device,
+)
 from cactus_features.extract.health import check_health
-from cactus_features.extract.pipeline import Job, run_jobs
+from cactus_features.extract.pipeline import Job, StageTimes, run_jobs
 from cactus_features.extract.scan import (
+    ScanResult,
     bad_images_error,
     dataset_fingerprint,
     default_workers,
@@ -127,6 +135,7 @@ def extract_features(
     workers: int | None = None,
     lock_timeout: float | None = None,
     quiet: bool = False,
+    distributed: bool | None = None,
 ) -> list[FeatureSet]:
     """Extract pooled embeddings of a dataset with one or more frozen backbones, once.
 
@@ -161,6 +170,8 @@ def extract_features(
         workers: Decoder threads.
         lock_timeout: Seconds to wait for another process extracting the same entry.
         quiet: No progress bar.
+        distributed: Join a ``torchrun`` process group and shard the work by rank;
+            ``None`` decides from the environment (``WORLD_SIZE`` > 1).
 
     Returns:
         One feature set per requested backbone, in request order.
@@ -170,6 +181,11 @@ def extract_features(
         unavailable. CacheError: cache folder unusable or busy.
     """
     t_start = time.perf_counter()
+    if distributed is None:
+        distributed = launched_by_torchrun()
+    ctx = init_distributed(device) if distributed else DistContext()
+    device = rank_device(ctx, device)
+    quiet = quiet or not ctx.is_main
     if isinstance(backbones, str | BackboneRequest):
         backbones = [backbones]
     if not backbones:
@@ -236,16 +252,13 @@ def extract_features(
 
     misses = [i for i, p in enumerate(paths) if not is_complete(p)]
     for i, p in enumerate(paths):
-        if i not in misses:
+        if i not in misses and ctx.is_main:
             log.info("cache hit: %s (%s), no model run", keys[i]["name"], p)
     if misses:
         try:
             (cache_dir / dataset_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            from cactus_features.errors import CacheError
-            from cactus_features.extract.cache import _io_message
-
-            raise CacheError(_io_message(cache_dir, exc)) from None
+            raise CacheError(io_message(cache_dir, exc)) from None
         _extract_missing(
             table,
             [requests[i] for i in misses],
@@ -264,9 +277,50 @@ def extract_features(
             lock_timeout=lock_timeout,
             quiet=quiet,
             extra_seconds={"fingerprint_seconds": fingerprint_seconds},
+            ctx=ctx,
         )
+    ctx.barrier()
     log.debug("extract_features took %.2fs", time.perf_counter() - t_start)
     return [load_features(p) for p in paths]
+
+
+def _scan_sharded(
+    table: ImageTable, ctx: DistContext, chunk_size: int, workers: int, quiet: bool
+) -> tuple[ScanResult, float]:
+    """Decode-check every image; under torchrun each rank checks its share and all gather.
+
+    Returns:
+        The scan of the whole table (images kept in memory only in a single process)
+        and the seconds it took.
+    """
+    t0 = time.perf_counter()
+    if not ctx.active:
+        with tqdm(total=len(table), desc="checking images", unit="img", disable=quiet) as bar:
+            scan = scan_images(table, workers=workers, progress=bar.update)
+        return scan, time.perf_counter() - t0
+    n_blocks = (len(table) + chunk_size - 1) // chunk_size
+    mine = np.concatenate(
+        [
+            np.arange(b * chunk_size, min((b + 1) * chunk_size, len(table)))
+            for b in range(n_blocks)
+            if ctx.owns(b)
+        ]
+        or [np.zeros(0, np.int64)]
+    ).astype(np.int64)
+    with tqdm(total=len(mine), desc="checking images", unit="img", disable=quiet) as bar:
+        part = scan_images(
+            table.subset(mine), workers=workers, progress=bar.update, keep_budget_bytes=0
+        )
+    pieces = ctx.all_gather((mine, part.sizes, part.pixel_sum, part.pixel_sumsq, part.bad))
+    n = len(table)
+    scan = ScanResult(np.zeros((n, 2), np.int64), np.zeros((n, 3)), np.zeros((n, 3)), {}, None)
+    for rows, sizes, psum, psq, bad in pieces:
+        scan.sizes[rows] = sizes
+        scan.pixel_sum[rows] = psum
+        scan.pixel_sumsq[rows] = psq
+        scan.bad.update(bad)
+    scan.bad = {str(i): scan.bad[str(i)] for i in table.ids if str(i) in scan.bad}
+    return scan, time.perf_counter() - t0
 
 
 def _extract_missing(
@@ -288,22 +342,27 @@ def _extract_missing(
     lock_timeout: float | None,
     quiet: bool,
     extra_seconds: dict[str, float],
+    ctx: DistContext,
 ) -> None:
-    """Validate every image, then run the backbones whose entries are missing."""
-    t0 = time.perf_counter()
-    with tqdm(total=len(table), desc="checking images", unit="img", disable=quiet) as bar:
-        scan = scan_images(table, workers=workers, progress=bar.update)
-    scan_seconds = time.perf_counter() - t0
+    """Validate every image, then run the backbones whose entries are missing.
+
+    Under torchrun, rank 0 takes the entry locks and prepares the parts folders,
+    every rank computes the chunks it owns, and rank 0 assembles the final files.
+    """
+    scan, scan_seconds = _scan_sharded(table, ctx, chunk_size, workers, quiet)
     keep = np.ones(len(table), dtype=bool)
     if scan.bad:
         if not skip_bad_images:
             raise bad_images_error(scan.bad)
         bad_ids = set(scan.bad)
         keep = np.array([str(i) not in bad_ids for i in table.ids])
-        log.warning(
-            "warning: skipping %d undecodable images: %s", len(bad_ids), sorted(bad_ids)[:5]
-        )
+        if ctx.is_main:
+            log.warning(
+                "warning: skipping %d undecodable images: %s", len(bad_ids), sorted(bad_ids)[:5]
+            )
     rows = np.flatnonzero(keep)
+    if len(rows) == 0:
+        raise DataError("no decodable images left; check the data folder")
     table = table.subset(rows)
     images = None if scan.images is None else [scan.images[r] for r in rows]
     if table.labelled:
@@ -313,18 +372,39 @@ def _extract_missing(
         split = np.full(len(table), SPLIT_NONE, dtype=np.uint8)
         train_rows = rows
     mean, std = scan.channel_stats(train_rows)
-    if len(table) == 0:
-        raise DataError("no decodable images left; check the data folder")
 
     with ExitStack() as stack:
+        # Rank 0 locks every entry (in a fixed order) and prepares its parts folder;
+        # the other ranks learn the outcome, including any error, by broadcast.
+        order = sorted(range(len(paths)), key=lambda i: str(paths[i]))
+        outcome: tuple[list[int], str | None] = ([], None)
+        if ctx.is_main:
+            try:
+                todo_entries = []
+                for i in order:
+                    stack.enter_context(entry_lock(paths[i], timeout=lock_timeout))
+                    if is_complete(paths[i]):
+                        log.info(
+                            "cache hit: %s (%s), finished by another process",
+                            keys[i]["name"],
+                            paths[i],
+                        )
+                        continue
+                    _parts(paths[i], keys[i], len(table), chunk_size, batch_size).open()
+                    todo_entries.append(i)
+                outcome = (todo_entries, None)
+            except UserError as exc:
+                outcome = ([], f"{type(exc).__name__}\t{exc}")
+                if not ctx.active:
+                    raise
+        todo_entries, error = ctx.broadcast(outcome)
+        if error is not None:
+            kind, _, message = error.partition("\t")
+            raise (CacheError if kind == "CacheError" else DataError)(message)
+
         jobs: list[tuple[Job, dict, Path, dict]] = []
-        for req, key, path in sorted(
-            zip(requests, keys, paths, strict=True), key=lambda t: str(t[2])
-        ):
-            stack.enter_context(entry_lock(path, timeout=lock_timeout))
-            if is_complete(path):
-                log.info("cache hit: %s (%s), finished by another process", key["name"], path)
-                continue
+        for i in todo_entries:
+            req, key, path = requests[i], keys[i], paths[i]
             t_build = time.perf_counter()
             backbone = build_backbone(
                 req.name,
@@ -338,17 +418,10 @@ def _extract_missing(
                 device=device,
             )
             build_seconds = time.perf_counter() - t_build
-            manifest = {
-                "key_hash": key_hash(key),
-                "n_rows": len(table),
-                "chunk_size": chunk_size,
-                "batch_size": batch_size,
-            }
-            parts = PartStore(path, len(table), chunk_size, manifest)
-            parts.open()
+            parts = _parts(path, key, len(table), chunk_size, batch_size)
             done = parts.done(backbone.num_features)
-            todo = set(range(parts.n_chunks)) - done
-            if done:
+            todo = {c for c in range(parts.n_chunks) if ctx.owns(c)} - done
+            if done and ctx.is_main:
                 log.info(
                     "resuming %s: %d of %d chunks already done",
                     key["name"],
@@ -360,10 +433,12 @@ def _extract_missing(
                 "gflops": round(backbone.count_flops() / 1e9, 4),
                 "resolution": backbone.resolution,
                 "dim": backbone.num_features,
-                "device": str(device),
+                "device": str(backbone.device),
                 "precision": precision,
                 "channels_last": backbone.channels_last,
                 "batch_size": batch_size,
+                "chunk_size": chunk_size,
+                "ranks": ctx.world_size,
                 "build_seconds": round(build_seconds, 4),
                 "resumed_chunks": len(done),
                 "mean": list(backbone.mean.flatten().tolist()),
@@ -371,16 +446,11 @@ def _extract_missing(
             }
             jobs.append((Job(backbone, parts, todo), key, path, info))
 
-        remaining = sum(len(j.todo) for j, *_ in jobs)
-        if jobs and remaining:
+        needed = {c for j, *_ in jobs for c in j.todo}
+        if needed:
             names = ", ".join(k["name"] for _, k, _, _ in jobs)
-            n_img = len({c for j, *_ in jobs for c in j.todo}) * chunk_size
-            with tqdm(
-                total=min(n_img, len(table)),
-                desc=f"extracting {names}",
-                unit="img",
-                disable=quiet,
-            ) as bar:
+            n_img = sum(len(jobs[0][0].parts.chunk_rows(c)) for c in needed)
+            with tqdm(total=n_img, desc=f"extracting {names}", unit="img", disable=quiet) as bar:
                 run_jobs(
                     [j for j, *_ in jobs],
                     table.paths,
@@ -389,7 +459,13 @@ def _extract_missing(
                     workers=workers,
                     progress=bar.update,
                 )
-        for job, key, path, info in jobs:
+        all_times = ctx.all_gather([j.times.as_dict() for j, *_ in jobs])
+        ctx.barrier()
+        if not ctx.is_main:
+            return
+        for n, (job, key, path, info) in enumerate(jobs):
+            if ctx.active:
+                job.times = _merge_times([times[n] for times in all_times])
             _finish(
                 job,
                 key,
@@ -403,6 +479,28 @@ def _extract_missing(
                 skipped=scan.bad,
                 seconds={**extra_seconds, "scan_seconds": round(scan_seconds, 4)},
             )
+
+
+def _parts(path: Path, key: dict, n_rows: int, chunk_size: int, batch_size: int) -> PartStore:
+    manifest = {
+        "key_hash": key_hash(key),
+        "n_rows": n_rows,
+        "chunk_size": chunk_size,
+        "batch_size": batch_size,
+    }
+    return PartStore(path, n_rows, chunk_size, manifest)
+
+
+def _merge_times(per_rank: list[dict[str, float]]) -> StageTimes:
+    """Timings of a multi-process run: summed work, wall time of the slowest rank."""
+    merged = StageTimes(
+        read=sum(t["read_seconds"] for t in per_rank),
+        model=sum(t["model_seconds"] for t in per_rank),
+        write=sum(t["write_seconds"] for t in per_rank),
+        total=max(t["seconds"] for t in per_rank),
+        images=int(sum(t["images"] for t in per_rank)),
+    )
+    return merged
 
 
 def _finish(

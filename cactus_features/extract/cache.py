@@ -99,7 +99,7 @@ def entry_lock(path: Path, *, timeout: float | None = None) -> Iterator[None]:
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise CacheError(_io_message(path.parent, exc)) from None
+        raise CacheError(io_message(path.parent, exc)) from None
     try:
         start = time.monotonic()
         announced = False
@@ -123,7 +123,7 @@ def entry_lock(path: Path, *, timeout: float | None = None) -> Iterator[None]:
         os.close(fd)
 
 
-def _io_message(where: Path, exc: OSError) -> str:
+def io_message(where: Path, exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return (
             f"{where}: cache folder is not writable ({exc.strerror}); pass a writable --cache-dir"
@@ -193,7 +193,7 @@ class PartStore:
             for stray in self.folder.glob("*.tmp*"):
                 stray.unlink(missing_ok=True)
         except OSError as exc:
-            raise CacheError(_io_message(self.folder, exc)) from None
+            raise CacheError(io_message(self.folder, exc)) from None
 
     def done(self, dim: int) -> set[int]:
         """Indices of chunks already written and intact."""
@@ -225,7 +225,7 @@ class PartStore:
             os.replace(tmp, f)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise CacheError(_io_message(self.folder, exc)) from None
+            raise CacheError(io_message(self.folder, exc)) from None
 
     def load_all(self) -> np.ndarray:
         """Concatenate every chunk in order (all must exist)."""
@@ -307,7 +307,7 @@ def write_entry(
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise CacheError(_io_message(path.parent, exc)) from None
+        raise CacheError(io_message(path.parent, exc)) from None
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

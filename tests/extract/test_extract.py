@@ -191,7 +191,7 @@ def test_read_only_or_full_cache_folder_is_a_clear_error(
     from cactus_features.extract import cache
 
     def failing_save(self, index, embeddings):
-        raise CacheError(cache._io_message(self.folder, OSError(err, os.strerror(err))))
+        raise CacheError(cache.io_message(self.folder, OSError(err, os.strerror(err))))
 
     monkeypatch.setattr(cache.PartStore, "save", failing_save)
     with pytest.raises(CacheError, match=match):
