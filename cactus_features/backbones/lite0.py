@@ -114,7 +114,15 @@ def load_lite0_weights(model: nn.Module, path: str | Path, *, expected_sha256: s
             f"{expected_sha256[:12]}...; "
             f"the file is damaged or not {LITE0_FILENAME}: reinstall {LITE0_PACKAGE}"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(
+            f"{path}: not a loadable state dict ({type(exc).__name__}); "
+            "pass a .pth file saved with torch.save(model.state_dict())"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: does not hold a state dict of tensors")
     if not any(k.startswith("features.") for k in state):
         state = convert_lukemelas_state_dict(state, model)
     try:

@@ -164,3 +164,43 @@ def describe_weights(
             f"{name} has no weights {weights!r}; choose one of {', '.join(spec.weights)} or none"
         ) from None
     return entry.name, os.path.basename(entry.url).rsplit("-", 1)[-1].split(".")[0]
+
+
+def weights_unavailable(
+    name: str,
+    weights: str | None,
+    weights_file: str | Path | None = None,
+    *,
+    allow_download: bool = True,
+) -> str | None:
+    """Why the requested weights cannot be had here, or ``None`` when they can.
+
+    Random initialisation, local files and the packaged Lite0 weights are always
+    available; torchvision weights are available when already in ``$TORCH_HOME``
+    or, with ``allow_download``, when the download succeeds (it is then cached).
+
+    Returns:
+        A one-line reason, or ``None``.
+    """
+    try:
+        label, _ = describe_weights(name, weights, weights_file)
+    except WeightsError as exc:
+        return str(exc)
+    if weights_file is not None or label == "random init" or name == "efficientnet_lite0":
+        if name == "efficientnet_lite0" and weights_file is None and label != "random init":
+            try:
+                packaged_weights_path()
+            except WeightsError as exc:
+                return str(exc)
+        return None
+    entry = get_model_weights(name)[label]
+    cached = _hub_dir() / os.path.basename(entry.url)
+    if cached.is_file():
+        return None
+    if not allow_download:
+        return f"{name} {label} weights are not in {cached.parent} and downloads are off"
+    try:
+        entry.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:
+        return f"{name} {label} weights could not be downloaded ({type(exc).__name__})"
+    return None

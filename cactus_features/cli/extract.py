@@ -205,7 +205,9 @@ def verify(paths: tuple[str, ...], cache_dir: str, no_dataset: bool) -> None:
     from cactus_features.errors import CacheError
     from cactus_features.extract.verify import verify_file
 
-    files = [Path(p) for p in paths] or sorted(Path(cache_dir).glob("*/*.h5"))
+    files = [Path(p) for p in paths] or sorted(
+        p for p in Path(cache_dir).glob("*/*.h5") if not p.name.startswith(".")
+    )
     if not files:
         raise CacheError(f"{cache_dir}: no cache files to verify")
     failed = 0

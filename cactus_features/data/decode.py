@@ -63,9 +63,18 @@ def decode_image(path: str | Path) -> np.ndarray:
             return to_rgb_array(im)
     except FileNotFoundError:
         raise BadImageError(f"{path}: file disappeared; check the data folder") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        size = path.stat().st_size if path.exists() else 0
-        what = "zero-byte file" if size == 0 else f"cannot decode ({exc})"
+    except Exception as exc:
+        # Damaged files raise many types besides OSError (UnidentifiedImageError,
+        # SyntaxError, struct.error, EOFError, IndexError, DecompressionBombError for
+        # a header claiming billions of pixels, ...): all mean "this file is bad".
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        text = (str(exc).splitlines() or [""])[0][:200]
+        if not isinstance(exc, UnidentifiedImageError | OSError | ValueError | SyntaxError):
+            text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        what = "zero-byte file" if size == 0 else f"cannot decode ({text})"
         raise BadImageError(
             f"{path}: {what}; replace or remove it, or pass --skip-bad-images"
         ) from None

@@ -11,6 +11,7 @@ Every reader validates the table before any pixel is read, raising
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 from collections import Counter
@@ -87,11 +88,14 @@ def read_dataset(
         "limit": limit,
     }
     if classes is not None and table.labelled:
-        unexpected = sorted(set(table.class_names) - {str(c) for c in classes})
+        expected = [str(c).strip() for c in classes if str(c).strip()]
+        if not expected:
+            raise DataError("--classes is empty; list the class names, e.g. --classes 0,1")
+        unexpected = sorted(set(table.class_names) - set(expected))
         if unexpected:
             raise DataError(
                 f"{labels or root}: labels {', '.join(map(repr, unexpected))} are outside the "
-                f"expected classes {', '.join(map(str, classes))}; fix the labels or --classes"
+                f"expected classes {', '.join(expected)}; fix the labels or --classes"
             )
     if limit is not None:
         if limit < 1:
@@ -129,20 +133,35 @@ def read_kaggle(
     csv_path = Path(labels)
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: label CSV does not exist; pass the file with --labels")
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        for column, option in ((id_column, "--id-column"), (label_column, "--label-column")):
-            if column not in header:
-                raise DataError(
-                    f"{csv_path}: no column {column!r} (columns: {', '.join(header) or 'none'}); "
-                    f"name the right one with {option}"
-                )
-        rows = [(r[id_column], r[label_column]) for r in reader]
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            # "id, has_cactus" (a space after the comma) still names the column has_cactus.
+            header = [str(h).strip() for h in reader.fieldnames or []]
+            reader.fieldnames = header
+            for column, option in ((id_column, "--id-column"), (label_column, "--label-column")):
+                if column not in header:
+                    raise DataError(
+                        f"{csv_path}: no column {column!r} "
+                        f"(columns: {', '.join(map(repr, header)) or 'none'}); "
+                        f"name the right one with {option}"
+                    )
+            # A short row gives None for the missing fields: read those as empty.
+            rows = [(r.get(id_column) or "", r.get(label_column) or "") for r in reader]
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{csv_path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise DataError(f"{csv_path}: not a readable CSV ({exc}); check the file") from None
+    except OSError as exc:
+        raise DataError(
+            f"{csv_path}: cannot read the label CSV ({exc.strerror or exc}); check the file"
+        ) from None
     if not rows:
         raise DataError(f"{csv_path}: no data rows; the CSV must list one image per row")
     ids = [str(i).strip() for i, _ in rows]
-    raw_labels = [("" if lab is None else str(lab).strip()) for _, lab in rows]
+    raw_labels = [str(lab).strip() for _, lab in rows]
     empty = [i for i, lab in zip(ids, raw_labels, strict=True) if lab == ""]
     if empty:
         raise DataError(
@@ -157,7 +176,7 @@ def read_kaggle(
             f"{csv_path}: {len(missing)} ids have no file in {root} (first: {missing[0]!r}); "
             "check --data points at the image folder, or remove those rows"
         )
-    listed = set(ids)
+    listed = {str(PurePosixPath(i)) for i in ids}
     extra = sorted(
         p.name
         for p in root.iterdir()
@@ -249,10 +268,13 @@ def _check_ids(ids: list[str], source: Path) -> None:
         raise DataError(
             f"{source}: row {blank[0] + 2} has an empty id; every row needs a file name"
         )
-    dupes = [i for i, c in Counter(ids).items() if c > 1]
+    # "a.jpg", "./a.jpg" and "sub//a.jpg" name the same file as "a.jpg"/"sub/a.jpg".
+    normal = Counter(str(PurePosixPath(i)) for i in ids)
+    dupes = [i for i in ids if normal[str(PurePosixPath(i))] > 1]
     if dupes:
+        n_files = len({str(PurePosixPath(i)) for i in dupes})
         raise DataError(
-            f"{source}: {len(dupes)} ids appear more than once (first: {dupes[0]!r}); "
+            f"{source}: {n_files} ids appear more than once (first: {dupes[0]!r}); "
             "each image must be listed once"
         )
     for i in ids:
@@ -266,11 +288,16 @@ def _check_ids(ids: list[str], source: Path) -> None:
 
 def _index_labels(raw: list[str]) -> tuple[list[str], np.ndarray]:
     """Map label strings to indices in sorted order (numeric labels sort numerically)."""
-    distinct = set(raw)
+    distinct = sorted(set(raw))
     try:
-        class_names = sorted(distinct, key=lambda s: (float(s), s))
+        numbers = [float(s) for s in distinct]
     except ValueError:
-        class_names = sorted(distinct)
+        numbers = []
+    if numbers and not any(math.isnan(x) for x in numbers):
+        # All numeric: 2 before 10. NaN has no order, so a "nan" label sorts as text.
+        class_names = [s for _, s in sorted(zip(numbers, distinct, strict=True))]
+    else:
+        class_names = distinct
     lookup = {c: n for n, c in enumerate(class_names)}
     return class_names, np.asarray([lookup[r] for r in raw], dtype=np.int64)
 

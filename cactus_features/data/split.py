@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -28,17 +29,31 @@ class SplitConfig:
 
     def __post_init__(self) -> None:
         ratios = (self.train, self.val, self.test)
-        if any(r <= 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+        try:
+            values = [float(r) for r in ratios]
+        except (TypeError, ValueError):
+            values = [math.nan]
+        # "not r > 0" also rejects NaN, which every comparison lets through.
+        if not all(math.isfinite(r) and r > 0 for r in values) or abs(sum(values) - 1.0) > 1e-6:
             raise ConfigError(
                 f"split ratios {self.train}/{self.val}/{self.test} must be positive and sum to 1"
             )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
+            raise ConfigError(f"--seed {self.seed!r}: must be a whole number")
+        if self.seed < 0:
+            raise ConfigError(f"--seed {self.seed}: must be 0 or more")
 
     def as_dict(self) -> dict[str, float | int]:
         """The configuration as a plain dict (stored in the cache)."""
         return asdict(self)
 
 
-def stratified_split(labels: np.ndarray, config: SplitConfig | None = None) -> np.ndarray:
+def stratified_split(
+    labels: np.ndarray,
+    config: SplitConfig | None = None,
+    *,
+    class_names: list[str] | None = None,
+) -> np.ndarray:
     """Assign each labelled image to train (0), val (1) or test (2), per class.
 
     Within each class the images are permuted with ``config.seed`` and cut at the
@@ -48,6 +63,7 @@ def stratified_split(labels: np.ndarray, config: SplitConfig | None = None) -> n
     Args:
         labels: Label indices ``[N]``.
         config: Ratios and seed; defaults to 70/15/15 with seed 0.
+        class_names: Names of the classes, used to name a class that is too small.
 
     Returns:
         Split codes ``[N]`` as uint8.
@@ -67,8 +83,12 @@ def stratified_split(labels: np.ndarray, config: SplitConfig | None = None) -> n
         n_val = round(n * config.val)
         n_test = n - n_train - n_val
         if min(n_train, n_val, n_test) < 1:
+            if class_names is not None and 0 <= int(cls) < len(class_names):
+                what = f"class {class_names[int(cls)]!r}"
+            else:
+                what = f"class index {int(cls)}"
             raise DataError(
-                f"class index {int(cls)} has {n} images: too few for a "
+                f"{what} has {n} images: too few for a "
                 f"{config.train}/{config.val}/{config.test} split to give every split at least "
                 "one; add images or change the ratios"
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import shutil
 import time
 import warnings
 from contextlib import ExitStack
@@ -192,8 +193,13 @@ def extract_features(
         raise ConfigError("no backbone given; pass at least one --backbone")
     if dtype not in ("float32", "float16"):
         raise ConfigError(f"--dtype {dtype!r}: use float32 or float16")
-    if chunk_size < 1:
-        raise ConfigError(f"--chunk-size {chunk_size}: must be at least 1")
+    for option, value in (
+        ("--chunk-size", chunk_size),
+        ("--batch-size", batch_size),
+        ("--workers", workers),
+    ):
+        if value is not None and value < 1:
+            raise ConfigError(f"{option} {value}: must be at least 1")
     requests = [
         BackboneRequest.parse(b, weights=weights, weights_file=weights_file, resolution=resolution)
         for b in backbones
@@ -216,10 +222,10 @@ def extract_features(
     split_config = split or SplitConfig()
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
-    batch_size = int(batch_size or (256 if dev.type == "cuda" else 64))
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
-    workers = workers or default_workers()
+    if batch_size is None:
+        batch_size = 256 if dev.type == "cuda" else 64
+    if workers is None:
+        workers = default_workers()
     cache_dir = Path(cache_dir)
 
     t0 = time.perf_counter()
@@ -230,7 +236,9 @@ def extract_features(
     keys, paths = [], []
     for req in requests:
         spec = get_spec(req.name)
-        res = int(req.resolution or spec.default_resolution)
+        if req.resolution is not None and req.resolution < 1:
+            raise ConfigError(f"{req.name}: resolution {req.resolution} must be at least 1 px")
+        res = int(req.resolution if req.resolution is not None else spec.default_resolution)
         w_label, w_sha = describe_weights(req.name, req.weights, req.weights_file)
         key = {
             "backbone": req.name,
@@ -254,6 +262,7 @@ def extract_features(
     for i, p in enumerate(paths):
         if i not in misses and ctx.is_main:
             log.info("cache hit: %s (%s), no model run", keys[i]["name"], p)
+            _remove_leftover_parts(p)
     if misses:
         try:
             (cache_dir / dataset_dir).mkdir(parents=True, exist_ok=True)
@@ -366,7 +375,7 @@ def _extract_missing(
     table = table.subset(rows)
     images = None if scan.images is None else [scan.images[r] for r in rows]
     if table.labelled:
-        split = stratified_split(table.labels, split_config)
+        split = stratified_split(table.labels, split_config, class_names=table.class_names)
         train_rows = rows[split == 0]
     else:
         split = np.full(len(table), SPLIT_NONE, dtype=np.uint8)
@@ -384,6 +393,7 @@ def _extract_missing(
                 for i in order:
                     stack.enter_context(entry_lock(paths[i], timeout=lock_timeout))
                     if is_complete(paths[i]):
+                        _parts(paths[i], keys[i], len(table), chunk_size, batch_size).remove()
                         log.info(
                             "cache hit: %s (%s), finished by another process",
                             keys[i]["name"],
@@ -441,6 +451,7 @@ def _extract_missing(
                 "ranks": ctx.world_size,
                 "build_seconds": round(build_seconds, 4),
                 "resumed_chunks": len(done),
+                "weights_file": str(Path(req.weights_file).resolve()) if req.weights_file else "",
                 "mean": list(backbone.mean.flatten().tolist()),
                 "std": list(backbone.std.flatten().tolist()),
             }
@@ -479,6 +490,18 @@ def _extract_missing(
                 skipped=scan.bad,
                 seconds={**extra_seconds, "scan_seconds": round(scan_seconds, 4)},
             )
+
+
+def _remove_leftover_parts(path: Path) -> None:
+    """Delete a parts folder that a kill after the final rename left beside a finished entry."""
+    folder = path.with_suffix(".parts")
+    if not folder.is_dir():
+        return
+    try:
+        with entry_lock(path, timeout=0):
+            shutil.rmtree(folder, ignore_errors=True)
+    except CacheError:
+        pass  # another process holds the entry; it cleans up itself
 
 
 def _parts(path: Path, key: dict, n_rows: int, chunk_size: int, batch_size: int) -> PartStore:
@@ -522,6 +545,8 @@ def _finish(
     finite = np.isfinite(emb).all(axis=1)
     if not finite.all():
         bad = [str(i) for i in table.ids[~finite]]
+        for index in {int(r) // job.parts.chunk_size for r in np.flatnonzero(~finite)}:
+            job.parts.discard(index)
         raise DataError(
             f"{key['name']}: {len(bad)} embeddings are not finite (NaN/inf), first ids: "
             f"{', '.join(bad[:5])}; try --precision fp32 or check those images"

@@ -68,16 +68,25 @@ def entry_path(cache_dir: Path, dataset_dir: str, key: dict[str, Any]) -> Path:
 
 
 def is_complete(path: Path) -> bool:
-    """Whether ``path`` is a finished cache file this library can read."""
+    """Whether ``path`` is a finished cache file this library can read.
+
+    Raises:
+        CacheError: If it is a cache file of a newer format version: it must not be
+            recomputed and overwritten by an older library.
+    """
     if not path.is_file():
         return False
     try:
         with h5py.File(path, "r") as f:
-            return (
-                f.attrs.get("kind") == EMBEDDINGS_KIND
-                and bool(f.attrs.get("complete", False))
-                and int(f.attrs.get("format_version", 0)) <= FORMAT_VERSION
-            )
+            if f.attrs.get("kind") != EMBEDDINGS_KIND:
+                return False
+            version = int(f.attrs.get("format_version", 0))
+            if version > FORMAT_VERSION:
+                raise CacheError(
+                    f"{path}: cache format version {version} is newer than this library's "
+                    f"({FORMAT_VERSION}); upgrade cactus-features, or use another --cache-dir"
+                )
+            return bool(f.attrs.get("complete", False))
     except OSError:
         return False
 
@@ -192,6 +201,9 @@ class PartStore:
                 )
             for stray in self.folder.glob("*.tmp*"):
                 stray.unlink(missing_ok=True)
+            # a final file torn by a kill before its rename (we hold the lock: nobody writes it)
+            for torn in self.path.parent.glob(f".{self.path.stem}.tmp*.h5"):
+                torn.unlink(missing_ok=True)
         except OSError as exc:
             raise CacheError(io_message(self.folder, exc)) from None
 
@@ -204,7 +216,7 @@ class PartStore:
                 continue
             try:
                 arr = np.load(f, mmap_mode="r", allow_pickle=False)
-                if arr.shape == (len(self.chunk_rows(index)), dim):
+                if arr.shape == (len(self.chunk_rows(index)), dim) and np.isfinite(arr).all():
                     out.add(index)
                     continue
             except (OSError, ValueError):
@@ -232,6 +244,10 @@ class PartStore:
         return np.concatenate(
             [np.load(self._chunk_file(i), allow_pickle=False) for i in range(self.n_chunks)]
         )
+
+    def discard(self, index: int) -> None:
+        """Delete one chunk file (e.g. one holding non-finite values)."""
+        self._chunk_file(index).unlink(missing_ok=True)
 
     def remove(self) -> None:
         """Delete the parts folder once the final file exists."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from cactus_features.data.readers import read_dataset
 from cactus_features.errors import UserError
-from cactus_features.extract.cache import EMBEDDINGS_KIND, embeddings_checksum
+from cactus_features.extract.cache import EMBEDDINGS_KIND, embeddings_checksum, key_hash
 from cactus_features.extract.scan import dataset_fingerprint
 from cactus_features.features import FORMAT_VERSION
 
@@ -41,67 +41,136 @@ class VerifyReport:
 def verify_file(path: str | Path, *, check_dataset: bool = True) -> VerifyReport:
     """Verify one cache file.
 
-    Checks the format version, the completion flag, the embeddings checksum,
-    that every value is finite, and (when the data folder is still there)
-    that the dataset has not changed since extraction.
+    Checks the format version, the completion flag, that the arrays agree in
+    length, the embeddings checksum, that every value is finite, and (when the
+    data folder is still there) that the dataset has not changed since extraction.
+    Nothing in the file is unpickled: HDF5 attributes are JSON text or scalars.
 
     Args:
         path: The ``.h5`` cache file.
         check_dataset: Re-read the dataset and compare its fingerprint.
 
     Returns:
-        The report; never raises for a damaged file.
+        The report; never raises for a missing or damaged file.
     """
     report = VerifyReport(Path(path))
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        report.fail(f"cannot open as HDF5 ({exc}); delete it and extract again")
+    if not report.path.exists():
+        report.fail("no such file; check the path (or run `cactus-features extract`)")
         return report
+    if not report.path.is_file():
+        report.fail("not a file; pass cache files (.h5), or --cache-dir for a folder")
+        return report
+    try:
+        found = _check_file(report)
+    except Exception as exc:  # a damaged file can fail in any h5py/json call
+        text = (str(exc).splitlines() or [""])[0][:200]
+        report.fail(
+            f"damaged: cannot read the file ({type(exc).__name__}: {text}); "
+            "delete it and extract again"
+        )
+        return report
+    if found is not None and check_dataset:
+        _check_stale(report, *found)
+    return report
+
+
+def _text_attr(attrs: h5py.AttributeManager, name: str) -> str:
+    value = attrs[name]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    return str(value)
+
+
+def _check_file(report: VerifyReport) -> tuple[dict, dict | None] | None:
+    """Check everything inside the file; return ``(key, source)`` when the file is sound."""
+    try:
+        f = h5py.File(report.path, "r")
+    except OSError as exc:
+        text = (str(exc).splitlines() or [""])[0][:200]
+        report.fail(f"cannot open as HDF5 ({text}); delete it and extract again")
+        return None
     with f:
         if f.attrs.get("kind") != EMBEDDINGS_KIND:
             report.fail("not a cactus-features cache file")
-            return report
+            return None
         version = int(f.attrs.get("format_version", 0))
         if version > FORMAT_VERSION:
-            report.fail(f"format version {version} is newer than {FORMAT_VERSION}; upgrade")
-            return report
+            report.fail(
+                f"format version {version} is newer than this library's ({FORMAT_VERSION}); "
+                "upgrade cactus-features to read it"
+            )
+            return None
         report.notes.append(f"format version {version}")
         if not bool(f.attrs.get("complete", False)):
             report.fail("extraction did not finish; re-run it to resume")
-            return report
+            return None
+        missing = [n for n in ("embeddings", "ids", "labels", "split") if n not in f]
+        if missing:
+            report.fail(f"damaged: no {', '.join(missing)} array; delete it and extract again")
+            return None
         try:
             emb = f["embeddings"][...]
-            ids = f["ids"].asstr()[...]
-        except (OSError, KeyError) as exc:
+            ids = np.asarray(f["ids"].asstr()[...], dtype=object)
+            n_labels = f["labels"].shape[0] if f["labels"].ndim == 1 else -1
+            n_split = f["split"].shape[0] if f["split"].ndim == 1 else -1
+        except (OSError, KeyError, ValueError, TypeError) as exc:
             report.fail(f"cannot read the arrays ({exc}); delete it and extract again")
-            return report
+            return None
+        if emb.ndim != 2 or not np.issubdtype(emb.dtype, np.floating):
+            report.fail(
+                f"damaged: embeddings are {emb.dtype} of shape {emb.shape}, not a float "
+                "[N, D] matrix; delete it and extract again"
+            )
+            return None
+        lengths = {
+            "embeddings": emb.shape[0],
+            "ids": len(ids),
+            "labels": n_labels,
+            "split": n_split,
+        }
+        if len(set(lengths.values())) != 1:
+            shown = ", ".join(f"{k} {v}" for k, v in lengths.items())
+            report.fail(f"damaged: the arrays disagree in length ({shown}); extract again")
         stored = str(f.attrs.get("embeddings_sha256", ""))
         if embeddings_checksum(emb) != stored:
             report.fail("embeddings checksum mismatch: the file is damaged; extract again")
         else:
             report.notes.append("checksum ok")
         finite = np.isfinite(emb).all(axis=1)
-        if not finite.all():
-            bad = [str(i) for i in np.asarray(ids)[~finite][:5]]
-            report.fail(f"{int((~finite).sum())} rows are not finite (first ids: {', '.join(bad)})")
-        key = json.loads(f.attrs["key"])
-        source = json.loads(f.attrs["source"]) if "source" in f.attrs else None
-    if check_dataset:
-        _check_stale(report, key, source)
-    return report
+        if not finite.all() and len(ids) == len(finite):
+            bad = [str(i) for i in ids[~finite][:5]]
+            report.fail(
+                f"{int((~finite).sum())} rows are not finite (NaN/inf), first ids: {', '.join(bad)}"
+            )
+        elif not finite.all():
+            report.fail(f"{int((~finite).sum())} rows are not finite (NaN/inf)")
+        key = json.loads(_text_attr(f.attrs, "key")) if "key" in f.attrs else None
+        if not isinstance(key, dict):
+            report.fail("damaged: no cache key recorded; delete it and extract again")
+            return None
+        recorded = str(f.attrs.get("key_hash", ""))
+        if recorded and recorded != key_hash(key):
+            report.fail(
+                f"damaged: the key does not match its hash ({recorded} vs {key_hash(key)}); "
+                "delete it and extract again"
+            )
+        source = json.loads(_text_attr(f.attrs, "source")) if "source" in f.attrs else None
+    if not report.ok:
+        return None
+    return key, source if isinstance(source, dict) else None
 
 
 def _check_stale(report: VerifyReport, key: dict, source: dict | None) -> None:
     if not source:
         report.notes.append("dataset not checked: no source recorded")
         return
-    if not Path(source["data"]).is_dir():
-        report.notes.append(f"dataset not checked: {source['data']} is not here")
+    data = source.get("data")
+    if not data or not Path(data).is_dir():
+        report.notes.append(f"dataset not checked: {data} is not here")
         return
     try:
         table = read_dataset(
-            source["data"],
+            data,
             source.get("labels"),
             layout=source.get("layout", "auto"),
             id_column=source.get("id_column", "id"),
@@ -111,6 +180,12 @@ def _check_stale(report: VerifyReport, key: dict, source: dict | None) -> None:
         fp = dataset_fingerprint(table, key.get("fingerprint_mode", "content"))
     except UserError as exc:
         report.fail(f"stale: the dataset can no longer be read as extracted ({exc})")
+        return
+    except OSError as exc:  # an image vanished or became unreadable while hashing
+        report.fail(
+            f"stale: cannot read the dataset as extracted ({exc.strerror or exc}: "
+            f"{exc.filename}); extract again"
+        )
         return
     if fp != key.get("dataset_fingerprint"):
         report.fail(

@@ -237,8 +237,9 @@ def render_text(comparison: Comparison) -> str:
     c = comparison
     pct = f"{c.ci:.0%}"
     lines = [
-        f"Test set: {c.n_test} images ({int(c.test_is_pos.sum())} {c.positive_name} = positive, "
-        f"{int((~c.test_is_pos).sum())} {c.negative_name}); "
+        f"Test set: {c.n_test} images ({int(c.test_is_pos.sum())} of class "
+        f"'{c.positive_name}' = positive, {int((~c.test_is_pos).sum())} of class "
+        f"'{c.negative_name}'); "
         f"{rule_description(c.primary_rule, c.val_criterion)}.",
         (
             f"[brackets]: {pct} paired bootstrap CI ({c.n_bootstrap} resamples, seed {c.seed})."

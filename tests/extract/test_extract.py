@@ -119,7 +119,7 @@ def test_collapsed_features_warn_loudly(kaggle_data, tmp_path, monkeypatch):
     monkeypatch.setattr(
         pipeline,
         "embed_chunk",
-        lambda b, imgs, bs: np.zeros((len(imgs), b.num_features), np.float32),
+        lambda b, imgs, *args, **kw: np.zeros((len(imgs), b.num_features), np.float32),
     )
     with pytest.warns(CollapsedFeaturesWarning, match="COLLAPSED"):
         (fs,) = extract_features(
@@ -147,8 +147,8 @@ def test_non_finite_embeddings_are_reported_with_ids(kaggle_data, tmp_path, monk
 
     real = pipeline.embed_chunk
 
-    def poisoned(b, imgs, bs):
-        out = real(b, imgs, bs)
+    def poisoned(b, imgs, *args, **kw):
+        out = real(b, imgs, *args, **kw)
         out[2, 0] = np.nan
         return out
 
