@@ -39,9 +39,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from cactus_features.cli import compare, extract, train
+    from cactus_features.cli import compare, extract, study, train
 
-    for module in (extract, train, compare):
+    for module in (extract, train, compare, study):
         for command in module.COMMANDS:
             cli.add_command(command)
 

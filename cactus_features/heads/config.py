@@ -1,0 +1,226 @@
+"""Head configuration: :class:`HeadConfig`, its validation and its short hash.
+
+The same configuration gives the same head for every backbone; only the input
+dimension differs. The configuration is saved in every run file (as a dict) and
+its hash names the run file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import torch
+
+from cactus_features.errors import ConfigError
+
+HEADS = ("linear", "mlp")
+"""Head kinds: one logit (logistic regression) or a ReLU MLP with dropout."""
+SOLVERS = ("adam", "lbfgs")
+"""Optimisers: Adam (any head) or full-batch L-BFGS (linear head only)."""
+SELECTS = ("val_auc", "val_loss", "last")
+"""Which epoch's weights a run keeps."""
+CLASS_WEIGHT_MODES = ("inverse", "balanced", "none")
+"""Named class-weight rules (see :mod:`cactus_features.heads.class_weights`)."""
+
+ClassWeightSpec = str | tuple[float, ...] | dict[str, float]
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Everything that determines a trained head, apart from the features.
+
+    Attributes:
+        head: ``"linear"`` (one logit) or ``"mlp"`` (``D -> hidden... -> 1``, ReLU, dropout).
+        epochs: Adam epochs, or the L-BFGS iteration limit.
+        lr: Adam learning rate.
+        weight_decay: Adam L2 weight decay (added to the gradient, as ``torch.optim.Adam``).
+        batch_size: Mini-batch size, or ``None`` for full-batch training.
+        seed: Seeds the initial weights, dropout masks and mini-batch order.
+        class_weight: ``"inverse"``, ``"balanced"``, ``"none"``, explicit weights in
+            class-index order, or a ``{class name: weight}`` mapping.
+        standardize: Standardise inputs with the training split's mean and std.
+        solver: ``"adam"`` or ``"lbfgs"`` (linear head only; sklearn's objective).
+        C: Inverse L2 strength of the L-BFGS objective (as sklearn's ``C``).
+        tol: L-BFGS stops when the largest gradient entry of the (weight-normalised)
+            objective is below this.
+        select: Keep the epoch with the best ``"val_auc"`` (ties: lower validation
+            loss), the lowest ``"val_loss"``, or the ``"last"`` one. L-BFGS always
+            keeps its last (converged) iterate.
+        hidden: MLP hidden sizes (empty for the linear head).
+        dropout: MLP dropout probability after each hidden ReLU (0 for the linear head).
+    """
+
+    head: str = "linear"
+    epochs: int = 500
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    batch_size: int | None = None
+    seed: int = 0
+    class_weight: ClassWeightSpec = "inverse"
+    standardize: bool = True
+    solver: str = "adam"
+    C: float = 1.0
+    tol: float = 1e-6
+    select: str = "val_auc"
+    hidden: tuple[int, ...] = (512, 128)
+    dropout: float = 0.2
+
+    @classmethod
+    def create(cls, head: str = "linear", **kwargs: Any) -> HeadConfig:
+        """Build and validate a configuration, filling head-specific defaults.
+
+        For the linear head ``hidden`` and ``dropout`` are fixed to ``()`` and ``0``
+        (passing them is an error); for L-BFGS ``select`` is ``"last"``.
+
+        Args:
+            head: ``"linear"`` or ``"mlp"``.
+            **kwargs: Any other :class:`HeadConfig` field.
+
+        Returns:
+            The validated configuration.
+
+        Raises:
+            ConfigError: On an unknown option or an invalid value.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown head option(s) {', '.join(unknown)}; "
+                f"valid options are {', '.join(sorted(known - {'head'}))}"
+            )
+        if head == "linear":
+            for name in ("hidden", "dropout"):
+                if kwargs.get(name) not in (None, (), [], 0, 0.0):
+                    raise ConfigError(
+                        f"{name}={kwargs[name]!r} only applies to --head mlp; drop it or use mlp"
+                    )
+            kwargs["hidden"] = ()
+            kwargs["dropout"] = 0.0
+        else:
+            for name in ("hidden", "dropout"):
+                if kwargs.get(name) is None:
+                    kwargs.pop(name, None)  # the MLP defaults
+        if "class_weight" in kwargs:
+            kwargs["class_weight"] = _freeze_class_weight(kwargs["class_weight"])
+        if "hidden" in kwargs:
+            kwargs["hidden"] = _int_tuple(kwargs["hidden"])
+        if kwargs.get("solver") == "lbfgs":
+            kwargs["select"] = "last"
+        config = cls(head=head, **kwargs)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Check every field.
+
+        Raises:
+            ConfigError: Naming the bad value and what to use instead.
+        """
+        if self.head not in HEADS:
+            raise ConfigError(f"unknown head {self.head!r}; use one of {', '.join(HEADS)}")
+        if self.solver not in SOLVERS:
+            raise ConfigError(f"unknown solver {self.solver!r}; use one of {', '.join(SOLVERS)}")
+        if self.solver == "lbfgs" and self.head != "linear":
+            raise ConfigError("solver 'lbfgs' trains the linear head only; use --solver adam")
+        if self.solver == "lbfgs" and self.batch_size is not None:
+            raise ConfigError("solver 'lbfgs' is full-batch; drop --batch-size")
+        if self.select not in SELECTS:
+            raise ConfigError(f"unknown select {self.select!r}; use one of {', '.join(SELECTS)}")
+        _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", self.epochs, ">= 1")
+        _check(self.lr > 0, "lr", self.lr, "> 0")
+        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
+        _check(self.C > 0, "C", self.C, "> 0")
+        _check(self.tol > 0, "tol", self.tol, "> 0")
+        _check(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "in [0, 1)")
+        if self.batch_size is not None:
+            _check(
+                isinstance(self.batch_size, int) and self.batch_size >= 1,
+                "batch_size",
+                self.batch_size,
+                ">= 1 (or None for full batch)",
+            )
+        if self.head == "mlp":
+            _check(
+                len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
+                "hidden",
+                self.hidden,
+                "one or more positive sizes, e.g. 512,128",
+            )
+        cw = self.class_weight
+        if isinstance(cw, str) and cw not in CLASS_WEIGHT_MODES:
+            raise ConfigError(
+                f"unknown class weight {cw!r}; use {', '.join(CLASS_WEIGHT_MODES)} "
+                "or explicit values such as 0.75,0.25"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as JSON-ready plain types (saved as ``RunFile.config``)."""
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        if isinstance(self.class_weight, tuple):
+            d["class_weight"] = list(self.class_weight)
+        return d
+
+    def short_hash(self) -> str:
+        """Eight hex digits identifying the configuration (used in run file names)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+
+    def with_(self, **changes: Any) -> HeadConfig:
+        """A validated copy with some fields changed."""
+        config = replace(self, **changes)
+        config.validate()
+        return config
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Pick the training device: ``None`` means CUDA when available, else CPU.
+
+    Raises:
+        ConfigError: If the device string is invalid or CUDA is asked for but absent.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"invalid device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for but CUDA is not available; use cpu")
+    return dev
+
+
+def _check(ok: bool, name: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}={value!r} is invalid; it must be {rule}")
+
+
+def _int_tuple(value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.replace(" ", "").split(",") if v]
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"hidden={value!r} is invalid; give sizes such as 512,128") from None
+
+
+def _freeze_class_weight(value: Any) -> ClassWeightSpec:
+    """Turn lists into tuples so the (frozen) config stays hashable-by-value."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): float(v) for k, v in value.items()}
+    if isinstance(value, Sequence):
+        try:
+            return tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            pass
+    raise ConfigError(
+        f"class_weight={value!r} is invalid; use inverse, balanced, none, a list of "
+        "weights in class order, or a {class name: weight} mapping"
+    )

@@ -1,0 +1,162 @@
+"""From a feature cache to training tensors: splits, checks, standardisation, weights."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cactus_features.errors import CacheError, ConfigError
+from cactus_features.features import FeatureSet, concat_features, load_features
+from cactus_features.heads.class_weights import compute_class_weights
+from cactus_features.heads.config import HeadConfig
+from cactus_features.heads.engine import SplitTensors
+from cactus_features.heads.models import output_dim
+from cactus_features.heads.standardize import Standardizer
+
+FeaturesArg = FeatureSet | str | Path | Sequence[FeatureSet | str | Path]
+"""A feature set, a cache path, or several of them (concatenated column-wise)."""
+
+
+def resolve_features(features: FeaturesArg) -> tuple[FeatureSet, list[FeatureSet]]:
+    """Open the features to train on.
+
+    Args:
+        features: A :class:`FeatureSet`, a cache ``.h5`` path, or a list of them.
+
+    Returns:
+        ``(feature set, parts)``: the (possibly concatenated) set and the sets it
+        is made of (just itself for a single set).
+
+    Raises:
+        CacheError: If a cache is missing or the parts do not cover the same images.
+    """
+    if isinstance(features, FeatureSet):
+        return features, [features]
+    if isinstance(features, (str, Path)):
+        fs = load_features(features)
+        return fs, [fs]
+    parts = [f if isinstance(f, FeatureSet) else load_features(f) for f in features]
+    return concat_features(parts), parts
+
+
+@dataclass
+class PreparedData:
+    """One feature set ready for training.
+
+    Attributes:
+        features: The feature set.
+        class_names: Class names in index order.
+        rows: Indices of the rows with a split (train/val/test), in cache order.
+        train: Indices of the training rows.
+        val: Indices of the validation rows.
+        test: Indices of the test rows.
+        standardizer: Training-split statistics (``None`` when disabled).
+        class_weights: Weight of each class ``[K]`` (float64).
+        class_weight_mode: ``"inverse"``, ``"balanced"``, ``"none"`` or ``"explicit"``.
+    """
+
+    features: FeatureSet
+    class_names: list[str]
+    rows: np.ndarray
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    standardizer: Standardizer | None
+    class_weights: np.ndarray
+    class_weight_mode: str
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Label index of every row of the cache."""
+        return self.features.labels
+
+    @property
+    def dim(self) -> int:
+        """Input dimension."""
+        return int(self.features.embeddings.shape[1])
+
+    def inputs(self, index: np.ndarray) -> np.ndarray:
+        """Standardised float32 inputs of the given rows."""
+        x = np.asarray(self.features.embeddings[index], dtype=np.float32)
+        return self.standardizer.transform(x) if self.standardizer is not None else x
+
+    def tensors(self, device: torch.device) -> SplitTensors:
+        """Training and validation rows on ``device``.
+
+        Training rows are ordered by class (stable), which lets the fused CPU
+        engine treat the label and class weight as constants per chunk; the
+        order of rows does not change a full-batch gradient.
+        """
+        cw = torch.as_tensor(self.class_weights, dtype=torch.float32)
+
+        def part(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            y = torch.as_tensor(self.labels[index], dtype=torch.int64)
+            x = torch.from_numpy(self.inputs(index))
+            return (
+                x.to(device).contiguous(),
+                y.to(torch.float32).to(device),
+                cw[y].to(device),
+            )
+
+        train = self.train[np.argsort(self.labels[self.train], kind="stable")]
+        return SplitTensors(*part(train), *part(self.val))
+
+
+def prepare(features: FeatureSet, config: HeadConfig) -> PreparedData:
+    """Check a feature set and compute what training needs from its training split.
+
+    Args:
+        features: The feature set (with ``split`` codes 0 train, 1 val, 2 test).
+        config: The head configuration (class weights, standardisation, selection).
+
+    Returns:
+        The prepared data.
+
+    Raises:
+        ConfigError: If the classes are not binary, the class weights do not fit,
+            or the splits cannot support the configuration.
+        CacheError: If labelled rows lack labels or the embeddings are not finite.
+    """
+    names = list(features.class_names)
+    output_dim(len(names))  # binary only, for now
+    split = np.asarray(features.split)
+    labels = np.asarray(features.labels)
+    rows = np.flatnonzero(split <= 2)
+    train, val, test = (np.flatnonzero(split == c) for c in range(3))
+    bad = rows[(labels[rows] < 0) | (labels[rows] >= len(names))]
+    if bad.size:
+        raise CacheError(
+            f"{features.name}: {bad.size} rows in train/val/test have no valid label "
+            f"(e.g. id {features.ids[bad[0]]!r}); re-extract with a labelled split"
+        )
+    if train.size == 0:
+        raise ConfigError(f"{features.name}: the training split is empty; make a split first")
+    if len(np.unique(labels[train])) < 2:
+        raise ConfigError(
+            f"{features.name}: the training split holds only class "
+            f"{names[int(labels[train][0])]!r}; a head needs both classes"
+        )
+    if config.solver == "adam" and config.select != "last":
+        if val.size == 0 or len(np.unique(labels[val])) < 2:
+            raise ConfigError(
+                f"{features.name}: select={config.select!r} needs a validation split with "
+                "both classes; make one or use --select last"
+            )
+    emb = features.embeddings
+    if emb.ndim != 2 or emb.shape[0] != len(labels):
+        raise CacheError(
+            f"{features.name}: embeddings of shape {emb.shape} do not match {len(labels)} rows"
+        )
+    finite = np.isfinite(emb[rows]).all(axis=1)
+    if not finite.all():
+        raise CacheError(
+            f"{features.name}: {int((~finite).sum())} embeddings contain NaN or inf "
+            f"(e.g. id {features.ids[rows[~finite][0]]!r}); re-extract them"
+        )
+    weights, mode = compute_class_weights(labels[train], names, config.class_weight)
+    standardizer = Standardizer.fit(emb[train]) if config.standardize else None
+    return PreparedData(features, names, rows, train, val, test, standardizer, weights, mode)
