@@ -112,7 +112,7 @@ def load_study(path: str | Path) -> StudyConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown keys {', '.join(unknown)}; see examples/*.toml")
     if "data" not in raw:
-        raise ConfigError(f"{path}: needs data = \"<image folder>\"")
+        raise ConfigError(f'{path}: needs data = "<image folder>"')
     backbones = []
     for b in raw.get("backbone", []):
         if "name" not in b:
