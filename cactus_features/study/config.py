@@ -18,6 +18,7 @@ and re-run exactly::
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -105,7 +106,7 @@ def load_study(path: str | Path) -> StudyConfig:
         if p is None:
             return None
         q = Path(p).expanduser()
-        return str(q if q.is_absolute() else (base / q))
+        return os.path.normpath(q if q.is_absolute() else (base / q))
 
     known = {f.name for f in fields(StudyConfig)} | {"backbone", "head"}
     unknown = sorted(set(raw) - known)
