@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -21,6 +22,28 @@ from cactus_features.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
+log = logging.getLogger("cactus_features")
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm that follows a convolution into its weights.
+
+    The frozen model computes the same function with one pass over each
+    activation less (measured on this project's 2-core CPU: ResNet-50 +12 %,
+    EfficientNet-B0 +37 % images per second in fp32); outputs change by float
+    rounding only (relative difference ~1e-7). Models that ``torch.fx`` cannot
+    trace are returned unchanged.
+    """
+    from torch.fx.experimental.optimization import fuse
+
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return model
+    try:
+        return fuse(model.eval())
+    except Exception as exc:  # tracing limits differ per architecture; folding is optional
+        log.debug("batch-norm folding skipped for %s: %s", type(model).__name__, exc)
+        return model
+
 
 class FrozenBackbone(nn.Module):
     """Pre-processing plus a frozen model: ``uint8 [B, H, W, 3]`` in, ``float32 [B, D]`` out.
@@ -37,6 +60,10 @@ class FrozenBackbone(nn.Module):
         std: Normalisation std.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
         channels_last: Run convolutions in channels-last memory format.
+        compile: Run the model through ``torch.compile`` (first batches of each
+            shape pay the compilation; worth it for long runs on CUDA).
+        fold_bn: Fold batch norms into the preceding convolutions (see
+            :func:`fold_batchnorm`).
     """
 
     def __init__(
@@ -50,18 +77,25 @@ class FrozenBackbone(nn.Module):
         std: tuple[float, ...],
         precision: str = "fp32",
         channels_last: bool = False,
+        compile: bool = False,
+        fold_bn: bool = True,
     ) -> None:
         super().__init__()
-        self.model = model.eval().requires_grad_(False)
+        model = model.eval().requires_grad_(False)
+        self._num_params = sum(p.numel() for p in model.parameters())
+        self.model = fold_batchnorm(model) if fold_bn else model
         self.spec = spec
         self.weights = weights
         self.resolution = int(resolution)
         self.precision = precision
         self.channels_last = channels_last
+        self.compiled = bool(compile)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
+        # Kept out of the module tree (no duplicate parameters in state_dict).
+        self.__dict__["_run"] = torch.compile(self.model, dynamic=False) if compile else self.model
         self.eval()
 
     @property
@@ -75,19 +109,35 @@ class FrozenBackbone(nn.Module):
         return self.spec.dim
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """``uint8 [B, H, W, 3]`` -> normalised ``float32 [B, 3, R, R]`` on the same device."""
-        x = images.permute(0, 3, 1, 2).float().div_(255.0)
+        """``uint8 [B, H, W, 3]`` -> normalised ``float32 [B, 3, R, R]`` on the same device.
+
+        Scaling to 0-1 and normalising are one fused multiply-add, applied on
+        whichever side of the resize has fewer pixels (the resize is linear with
+        weights summing to one, so the order changes float rounding only): for
+        32 px images upscaled to 224 px that saves three passes over the large
+        tensor. The NHWC batch viewed as NCHW already has channels-last strides,
+        which every step keeps, so a channels-last model gets it without a copy.
+        """
+        x = images.permute(0, 3, 1, 2).float()
+        scale = (255.0 * self.std).reciprocal()
+        shift = -self.mean / self.std
         h, w = x.shape[-2:]
-        if (h, w) != (self.resolution, self.resolution):
-            shrink = h > self.resolution or w > self.resolution
+        r = self.resolution
+        if (h, w) == (r, r):
+            x = torch.addcmul(shift, x, scale)
+        else:
+            grow = h * w <= r * r
+            if grow:
+                x = torch.addcmul(shift, x, scale)
             x = F.interpolate(
                 x,
-                size=(self.resolution, self.resolution),
+                size=(r, r),
                 mode="bilinear",
                 align_corners=False,
-                antialias=shrink,
+                antialias=h > r or w > r,
             )
-        x = (x - self.mean) / self.std
+            if not grow:
+                x = torch.addcmul(shift, x, scale)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -103,7 +153,7 @@ class FrozenBackbone(nn.Module):
         """Embed a batch of same-sized uint8 images; returns float32 ``[B, D]``."""
         x = self.preprocess(images.to(self.device, non_blocking=True))
         with self._autocast():
-            out = self.model(x)
+            out = self._run(x)
         return out.flatten(1).float()
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
@@ -119,14 +169,19 @@ class FrozenBackbone(nn.Module):
         return int(counter.get_total_flops())
 
     def num_params(self) -> int:
-        """Number of parameters of the backbone (classifier removed)."""
-        return sum(p.numel() for p in self.model.parameters())
+        """Number of parameters of the backbone (classifier removed, before BN folding)."""
+        return self._num_params
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """Pick the device: the given one, else CUDA, then MPS, then CPU."""
     if device is not None and str(device) != "auto":
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ConfigError(
+                f"--device {device!r}: unknown device; use auto, cpu, cuda, cuda:N or mps"
+            ) from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"--device {device}: CUDA is not available here; use cpu or auto")
         return dev
@@ -138,7 +193,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` means bf16 on CUDA and fp32 elsewhere (bf16 on CPU is opt-in)."""
+    """``auto`` means bf16 on CUDA and fp32 elsewhere (bf16 on CPU is opt-in).
+
+    On the CPU, bf16 autocast runs 1.3-2.4x faster where the CPU has native
+    bf16 (AVX512-BF16 / AMX), but the embeddings move beyond a cosine of 0.999
+    (measured against fp32 on the Kaggle images: EfficientNet-Lite0 at 224 px
+    minimum cosine 0.992, relative L2 error up to 13 %; ResNet-50 at 32 px
+    minimum cosine 0.84), so it is not the default there.
+    """
     if precision == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
     if precision not in PRECISIONS:
@@ -158,6 +220,7 @@ def build_backbone(
     channels_last: bool | None = None,
     device: str | torch.device | None = None,
     init_seed: int = 0,
+    compile: bool = False,
 ) -> FrozenBackbone:
     """Build a frozen feature extractor from the registry.
 
@@ -170,9 +233,12 @@ def build_backbone(
             (``dataset_stats``) or ``none``.
         dataset_stats: ``(mean, std)`` of the training split, for ``dataset``.
         precision: ``fp32``, ``bf16`` or ``fp16``.
-        channels_last: Channels-last memory format; default on for CUDA.
+        channels_last: Channels-last memory format; default on for CUDA and CPU (on
+            the CPU oneDNN's channels-last convolutions measured 1.2x (ResNet-50)
+            to 1.5x (EfficientNet) faster than NCHW).
         device: Where to run; see :func:`resolve_device`.
         init_seed: Seed of the random initialisation (used when no weights are loaded).
+        compile: Wrap the model in ``torch.compile``.
 
     Returns:
         The frozen backbone, in eval mode, on its device.
@@ -211,7 +277,7 @@ def build_backbone(
     else:
         raise ConfigError(f"--normalization {normalization!r}: use weights, dataset or none")
     if channels_last is None:
-        channels_last = dev.type == "cuda"
+        channels_last = dev.type in ("cuda", "cpu")
     return FrozenBackbone(
         model,
         spec,
@@ -221,4 +287,5 @@ def build_backbone(
         std=tuple(std),
         precision=precision,
         channels_last=channels_last,
+        compile=compile,
     ).to(dev)

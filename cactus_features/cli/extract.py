@@ -58,6 +58,7 @@ from cactus_features.cli.options import DATA_OPTIONS, apply, setup_logging
 @click.option("--workers", type=int, help="Decoder threads.")
 @click.option("--lock-timeout", type=float, help="Seconds to wait for another extracting process.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, warnings only.")
+@click.option("--compile", is_flag=True, help="Run models through torch.compile (GPUs).")
 @click.option(
     "--launcher",
     type=click.Choice(["none", "torchrun"]),

@@ -42,7 +42,7 @@ from cactus_features.extract.distributed import (
     rank_device,
 )
 from cactus_features.extract.health import check_health
-from cactus_features.extract.pipeline import Job, StageTimes, run_jobs
+from cactus_features.extract.pipeline import Job, StageTimes, default_batch_size, run_jobs
 from cactus_features.extract.scan import (
     ScanResult,
     bad_images_error,
@@ -137,6 +137,7 @@ def extract_features(
     lock_timeout: float | None = None,
     quiet: bool = False,
     distributed: bool | None = None,
+    compile: bool = False,
 ) -> list[FeatureSet]:
     """Extract pooled embeddings of a dataset with one or more frozen backbones, once.
 
@@ -159,7 +160,8 @@ def extract_features(
         normalization: ``weights``, ``dataset`` or ``none``.
         precision: ``auto`` (bf16 on CUDA, fp32 elsewhere), ``fp32``, ``bf16``, ``fp16``.
         channels_last: Channels-last memory format (default on for CUDA).
-        batch_size: Images per forward pass (default 256 on CUDA, 64 elsewhere).
+        batch_size: Images per forward pass (default 256 on CUDA; on CPU 256 up to
+            64 px, 64 up to 128 px, 32 above, as measured in ``benchmarks/``).
         chunk_size: Images per resumable chunk.
         device: ``auto``/``None``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
         cache_dir: Cache folder.
@@ -171,6 +173,7 @@ def extract_features(
         workers: Decoder threads.
         lock_timeout: Seconds to wait for another process extracting the same entry.
         quiet: No progress bar.
+        compile: Run each model through ``torch.compile`` (worth it on GPUs).
         distributed: Join a ``torchrun`` process group and shard the work by rank;
             ``None`` decides from the environment (``WORLD_SIZE`` > 1).
 
@@ -222,8 +225,6 @@ def extract_features(
     split_config = split or SplitConfig()
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
-    if batch_size is None:
-        batch_size = 256 if dev.type == "cuda" else 64
     if workers is None:
         workers = default_workers()
     cache_dir = Path(cache_dir)
@@ -258,6 +259,8 @@ def extract_features(
         keys.append(key)
         paths.append(entry_path(cache_dir, dataset_dir, key))
 
+    if batch_size is None:
+        batch_size = default_batch_size(dev, max(k["resolution"] for k in keys))
     misses = [i for i, p in enumerate(paths) if not is_complete(p)]
     for i, p in enumerate(paths):
         if i not in misses and ctx.is_main:
@@ -287,6 +290,7 @@ def extract_features(
             quiet=quiet,
             extra_seconds={"fingerprint_seconds": fingerprint_seconds},
             ctx=ctx,
+            compile=compile,
         )
     ctx.barrier()
     log.debug("extract_features took %.2fs", time.perf_counter() - t_start)
@@ -352,6 +356,7 @@ def _extract_missing(
     quiet: bool,
     extra_seconds: dict[str, float],
     ctx: DistContext,
+    compile: bool = False,
 ) -> None:
     """Validate every image, then run the backbones whose entries are missing.
 
@@ -400,7 +405,14 @@ def _extract_missing(
                             paths[i],
                         )
                         continue
-                    _parts(paths[i], keys[i], len(table), chunk_size, batch_size).open()
+                    cl = (
+                        channels_last
+                        if channels_last is not None
+                        else device.type in ("cuda", "cpu")
+                    )
+                    _parts(
+                        paths[i], keys[i], len(table), chunk_size, batch_size, cl, compile
+                    ).open()
                     todo_entries.append(i)
                 outcome = (todo_entries, None)
             except UserError as exc:
@@ -426,9 +438,12 @@ def _extract_missing(
                 precision=precision,
                 channels_last=channels_last,
                 device=device,
+                compile=compile,
             )
             build_seconds = time.perf_counter() - t_build
-            parts = _parts(path, key, len(table), chunk_size, batch_size)
+            parts = _parts(
+                path, key, len(table), chunk_size, batch_size, backbone.channels_last, compile
+            )
             done = parts.done(backbone.num_features)
             todo = {c for c in range(parts.n_chunks) if ctx.owns(c)} - done
             if done and ctx.is_main:
@@ -446,6 +461,7 @@ def _extract_missing(
                 "device": str(backbone.device),
                 "precision": precision,
                 "channels_last": backbone.channels_last,
+                "compiled": backbone.compiled,
                 "batch_size": batch_size,
                 "chunk_size": chunk_size,
                 "ranks": ctx.world_size,
@@ -504,12 +520,23 @@ def _remove_leftover_parts(path: Path) -> None:
         pass  # another process holds the entry; it cleans up itself
 
 
-def _parts(path: Path, key: dict, n_rows: int, chunk_size: int, batch_size: int) -> PartStore:
+def _parts(
+    path: Path,
+    key: dict,
+    n_rows: int,
+    chunk_size: int,
+    batch_size: int,
+    channels_last: bool = True,
+    compiled: bool = False,
+) -> PartStore:
+    """The parts store of an entry; a resume needs the same chunking, batching and layout."""
     manifest = {
         "key_hash": key_hash(key),
         "n_rows": n_rows,
         "chunk_size": chunk_size,
         "batch_size": batch_size,
+        "channels_last": bool(channels_last),
+        "compiled": bool(compiled),
     }
     return PartStore(path, n_rows, chunk_size, manifest)
 

@@ -257,8 +257,8 @@ class PartStore:
 def embeddings_checksum(embeddings: np.ndarray) -> str:
     """SHA-256 of the embeddings as C-ordered little-endian bytes."""
     arr = np.ascontiguousarray(embeddings)
-    arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
-    return hashlib.sha256(arr.tobytes()).hexdigest()
+    arr = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False))
+    return hashlib.sha256(memoryview(arr).cast("B")).hexdigest()
 
 
 def write_entry(

@@ -208,11 +208,6 @@ def test_bad_images_fail_with_their_names(run_cli, small_data, tmp_path, kind):
     _no_model_work(cache)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="extract/scan.py: bad_images_error names only the first 3 files ('and N more'), "
-    "each with its full reason and advice repeated, so the user cannot see which others fail",
-)
 def test_every_bad_image_is_named(run_cli, small_data, tmp_path):
     img_dir, csv_path = small_data
     names = [f"img{i:04d}.jpg" for i in (2, 5, 8, 11, 14)]
@@ -302,11 +297,6 @@ def test_damaged_weights_file_for_lite0(run_cli, small_data, tmp_path):
 # --- options that reach api.py / backbones/ unchecked --------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backbones/frozen.py: resolve_device passes the text to torch.device, whose "
-    "RuntimeError escapes as a traceback",
-)
 def test_unknown_device(run_cli, small_data, tmp_path):
     img_dir, csv_path = small_data
     args = extract_args(img_dir, csv_path, tmp_path / "c", "--backbone", "resnet18@32")
