@@ -64,6 +64,28 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a state dict safely (``weights_only=True``: no code in the file runs).
+
+    A checkpoint that wraps it as ``{"state_dict": {...}}`` is unwrapped.
+
+    Raises:
+        WeightsError: If the file is not a loadable state dict of tensors.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(
+            f"{path}: not a loadable state dict ({type(exc).__name__}); "
+            "pass a .pth file saved with torch.save(model.state_dict())"
+        ) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path}: does not hold a state dict of tensors")
+    return state
+
+
 def convert_lukemelas_state_dict(
     state: dict[str, torch.Tensor], model: nn.Module
 ) -> dict[str, torch.Tensor]:
@@ -114,15 +136,7 @@ def load_lite0_weights(model: nn.Module, path: str | Path, *, expected_sha256: s
             f"{expected_sha256[:12]}...; "
             f"the file is damaged or not {LITE0_FILENAME}: reinstall {LITE0_PACKAGE}"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(
-            f"{path}: not a loadable state dict ({type(exc).__name__}); "
-            "pass a .pth file saved with torch.save(model.state_dict())"
-        ) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{path}: does not hold a state dict of tensors")
+    state = read_state_dict(path)
     if not any(k.startswith("features.") for k in state):
         state = convert_lukemelas_state_dict(state, model)
     try:

@@ -14,6 +14,7 @@ from cactus_features.backbones.lite0 import (
     LITE0_SHA256,
     load_lite0_weights,
     packaged_weights_path,
+    read_state_dict,
     sha256_file,
 )
 from cactus_features.backbones.registry import IMAGENET_MEAN, IMAGENET_STD, get_spec
@@ -110,17 +111,7 @@ def _load_file(model: nn.Module, name: str, path: Path) -> LoadedWeights:
         digest = load_lite0_weights(model, path, expected_sha256=None)
         return LoadedWeights(f"file:{path.name}", digest, IMAGENET_MEAN, IMAGENET_STD, True)
     digest = sha256_file(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(
-            f"{path}: not a loadable state dict ({type(exc).__name__}); "
-            "pass a .pth file saved with torch.save(model.state_dict())"
-        ) from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    state = read_state_dict(path)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
