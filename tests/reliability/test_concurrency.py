@@ -74,7 +74,9 @@ print(json.dumps({"path": str(fs.path), "sha": fs.attrs["embeddings_sha256"]}))
 
 # The CLI, with each chunk slowed down so a SIGINT lands mid-extraction.
 SLOW_CLI = r"""
-import sys, time
+import signal, sys, time
+# a pytest-xdist worker may start children with SIGINT ignored; Ctrl-C must reach this one
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import torch
 torch.set_num_threads(1)
 from cactus_features.extract import pipeline
