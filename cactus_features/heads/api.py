@@ -195,7 +195,7 @@ def train_with_config(
         history = {k: v[:, 0].copy() for k, v in fit.history.items()}
         best_epoch, epochs_run, seconds = int(fit.best_epoch[0]), config.epochs, fit.seconds
         val_auc = float(fit.best_val_auc[0]) if data.val.size else float("nan")
-        extra = {"solver": "adam", "engine": fit.engine}
+        extra = {"solver": "adam", "engine": fit.engine, "kernel": fit.kernel}
     del tensors
     return finish_run(
         data,

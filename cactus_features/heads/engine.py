@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from cactus_features.heads import kernels
 from cactus_features.heads.adam import StackedAdam
 from cactus_features.heads.auc import roc_auc
 from cactus_features.heads.fused_linear import FusedLinearEngine, single_threaded_ops
@@ -73,6 +74,7 @@ class StackedFit:
         best_val_loss: Validation loss at the selected epoch ``[K]``.
         seconds: Wall time of the training loop.
         engine: Name of the engine used.
+        kernel: The fused engine's kernel (``native`` or ``torch``); empty otherwise.
     """
 
     best: list[torch.Tensor]
@@ -83,6 +85,7 @@ class StackedFit:
     best_val_loss: np.ndarray
     seconds: float
     engine: str
+    kernel: str = ""
 
 
 class GenericEngine:
@@ -178,6 +181,28 @@ class _BestTracker:
                 b.copy_(torch.where(better.view(-1, *[1] * (p.dim() - 1)), p, b))
 
 
+def _val_metrics(
+    data: SplitTensors, native: bool
+) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """``metrics(logits [K, Nv]) -> (val loss [K], val AUC [K])`` (float64).
+
+    ``native``: one head on the CPU, scored by the compiled
+    :func:`~cactus_features.heads.kernels.val_metrics` (a few torch calls cost
+    more than the whole computation); otherwise batched torch ops on the device.
+    """
+    pos = data.y_val > 0.5
+    swv = data.w_val / data.w_val.sum() if len(data.w_val) else data.w_val
+    if not native:
+        return lambda z: (weighted_bce(z, data.y_val, swv)[0].to(torch.float64), roc_auc(z, pos))
+    pos_np, sw_np = pos.numpy(), swv.to(torch.float64).numpy()
+
+    def metrics(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, auc = kernels.val_metrics(z.reshape(-1).numpy(), pos_np, sw_np)
+        return torch.tensor([loss], dtype=torch.float64), torch.tensor([auc], dtype=torch.float64)
+
+    return metrics
+
+
 def train_generators(seeds: Sequence[int], device: torch.device) -> list[torch.Generator]:
     """Per-head generators for dropout and mini-batch order (independent of the init stream)."""
     gens = []
@@ -201,6 +226,7 @@ def fit_stacked(
     progress: Progress | None = None,
     engine: str = "auto",
     threads: int | None = None,
+    kernel: str = "auto",
 ) -> StackedFit:
     """Train ``K = len(seeds)`` heads of the same shape together with Adam.
 
@@ -217,6 +243,8 @@ def fit_stacked(
         progress: Optional report callback, called about ten times.
         engine: ``"auto"``, ``"fused"`` (CPU, full-batch linear only) or ``"generic"``.
         threads: Worker threads of the fused engine (default: PyTorch's thread count).
+        kernel: The fused engine's kernel: ``"auto"``, ``"native"`` (one head) or
+            ``"torch"`` (see :func:`~cactus_features.heads.fused_linear.pick_kernel`).
 
     Returns:
         Selected and last weights, curves and the selected epochs.
@@ -233,8 +261,6 @@ def fit_stacked(
     threads = threads or torch.get_num_threads()
     ctx = single_threaded_ops() if use_fused else contextlib.nullcontext()
     hist = torch.full((3, epochs, k), torch.nan, dtype=torch.float64, device=dev)
-    yv = data.y_val > 0.5
-    swv = data.w_val / data.w_val.sum() if len(data.w_val) else data.w_val
     has_val = data.x_val.shape[0] > 0
     every = max(1, epochs // 10)
     start = time.perf_counter()
@@ -242,19 +268,26 @@ def fit_stacked(
         eng: FusedLinearEngine | GenericEngine
         if use_fused:
             eng = FusedLinearEngine(
-                data.x_train, data.y_train, data.w_train, data.x_val, params, opt, threads
+                data.x_train,
+                data.y_train,
+                data.w_train,
+                data.x_val,
+                params,
+                opt,
+                threads,
+                kernel=kernel,
             )
         else:
             net = StackedNet(params, dropout, gens if dropout > 0 else None)
             eng = GenericEngine(data, net, opt, batch_size, gens)
+        val_metrics = _val_metrics(data, native=getattr(eng, "kernel", "") == "native")
         tracker = _BestTracker(params, select)
         nan = torch.full((k,), torch.nan, dtype=torch.float64, device=dev)
 
         def evaluate(z: torch.Tensor, epoch: int) -> None:
             """Record validation metrics of the current weights (those after ``epoch``)."""
             if has_val:
-                vloss = weighted_bce(z, data.y_val, swv)[0].to(torch.float64)
-                vauc = roc_auc(z, yv)
+                vloss, vauc = val_metrics(z)
                 hist[1, epoch - 1] = vloss
                 hist[2, epoch - 1] = vauc
             else:
@@ -287,6 +320,7 @@ def fit_stacked(
         best_val_loss=tracker.loss.cpu().numpy(),
         seconds=seconds,
         engine="fused" if use_fused else "generic",
+        kernel=eng.kernel if isinstance(eng, FusedLinearEngine) else "",
     )
 
 

@@ -1,6 +1,11 @@
 """The fast path: full-batch linear heads on the CPU.
 
-Training a linear head is memory-bound: each epoch needs ``z = X w + b`` and the
+A single head (``K = 1``, :func:`~cactus_features.heads.train_head`) runs the
+native one-pass kernel of :mod:`~cactus_features.heads.kernels` on each worker
+thread's shard of rows. A stack of heads (``K > 1``, a sweep) is compute-bound
+enough for BLAS: it runs the PyTorch chunk loop below.
+
+PyTorch chunk loop. Training a linear head is memory-bound: each epoch needs ``z = X w + b`` and the
 gradient ``X.T r`` with ``r = sample_weight * (sigmoid(z) - y)``, i.e. two reads
 of ``X`` (100 MB for 12,250 x 2,048 floats). Here both happen *per chunk of rows*
 while the chunk is still in cache, so ``X`` streams from memory once per epoch.
@@ -30,9 +35,11 @@ import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cactus_features.heads import kernels
 from cactus_features.heads.adam import StackedAdam
 
 CHUNK_BYTES = 4 << 20
@@ -82,6 +89,26 @@ def _chunks(
 MAX_RUNS = 64
 """More runs of equal (label, weight) than this: the engine trains on a sorted copy."""
 
+KERNELS = ("auto", "native", "torch")
+"""``native``: the one-pass kernel (one head only); ``torch``: the chunk loop; ``auto``:
+native when it applies."""
+
+
+def pick_kernel(kernel: str, heads: int) -> str:
+    """The kernel the fused engine runs for ``heads`` stacked heads.
+
+    Raises:
+        ValueError: Unknown ``kernel``, or ``native`` where it does not apply.
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
+    native_ok = heads == 1 and kernels.available()
+    if kernel == "native" and not native_ok:
+        raise ValueError("the native kernel trains one head at a time (and needs numba)")
+    if kernel == "auto":
+        return "native" if native_ok else "torch"
+    return kernel
+
 
 class FusedLinearEngine:
     """Full-batch training of ``K`` linear heads on the CPU.
@@ -96,7 +123,9 @@ class FusedLinearEngine:
         optimizer: Adam over ``params``.
         threads: Worker threads (default: PyTorch's intra-op thread count; read it
             before entering :func:`single_threaded_ops`).
-        chunk_rows: Rows per chunk (default: about :data:`CHUNK_BYTES` of ``x``).
+        chunk_rows: Rows per chunk of the torch loop (default: about
+            :data:`CHUNK_BYTES` of ``x``).
+        kernel: One of :data:`KERNELS` (see :func:`pick_kernel`).
     """
 
     def __init__(
@@ -109,9 +138,11 @@ class FusedLinearEngine:
         optimizer: StackedAdam,
         threads: int | None = None,
         chunk_rows: int | None = None,
+        kernel: str = "auto",
     ) -> None:
         n, d = x.shape
         k = params[0].shape[0]
+        self.kernel = pick_kernel(kernel, k)
         sw = (weight / weight.sum()).to(torch.float32)
         key = y.to(torch.float64) * 4.0 + sw.to(torch.float64)  # y in {0, 1}, sw <= 1
         if len(_runs(key)) > MAX_RUNS:
@@ -146,9 +177,29 @@ class FusedLinearEngine:
             [(x_val[a:e], self.z_val[a:e]) for a, e in shard]
             for shard in _chunks([(0, nv)], vbounds, rows)
         ]
+        if self.kernel == "native":
+            self._native_views(x, x_val, bounds, vbounds)
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         self._epoch = 0
         self._loss = torch.zeros(k)
+
+    def _native_views(
+        self, x: torch.Tensor, x_val: torch.Tensor, bounds: list[int], vbounds: list[int]
+    ) -> None:
+        """Per-thread NumPy views (shared memory) for the native kernel."""
+        xs = x.contiguous().numpy()
+        sign = self.sign.reshape(-1).numpy()
+        cw = self.signed_sw.reshape(-1).numpy()
+        sw = self.sw.reshape(-1).numpy()
+        z = self.z.reshape(-1).numpy()
+        self._w = self.params[0].view(-1).numpy()  # the live weights (Adam updates in place)
+        self._g = self.g_parts.reshape(self.threads, -1).numpy()
+        self._shards = [
+            (xs[a:e], sign[a:e], cw[a:e], sw[a:e], z[a:e]) for a, e in itertools.pairwise(bounds)
+        ]
+        xv, zv = x_val.contiguous().numpy(), self.z_val.reshape(-1).numpy()
+        self._val_shards = [(xv[a:e], zv[a:e]) for a, e in itertools.pairwise(vbounds)]
+        self._parts = np.zeros((self.threads, 2))  # (loss, bias gradient) of each shard
 
     def close(self) -> None:
         """Stop the worker threads."""
@@ -175,6 +226,15 @@ class FusedLinearEngine:
         odd = self._epoch % 2 == 1
         if not odd:
             self._val_shard(t)
+        if self.kernel == "native":
+            xs, sign, cw, sw, z = self._shards[t]
+            bias = np.float32(self.b[0])
+            self._parts[t] = kernels.linear_epoch(
+                xs, self._w, bias, sign, cw, sw, z, self._g[t], odd
+            )
+            if odd:
+                self._val_shard(t)
+            return
         g.zero_()
         chunks = self.train_chunks[t]
         for xc, zc, qc, s, alpha in reversed(chunks) if odd else chunks:
@@ -185,6 +245,10 @@ class FusedLinearEngine:
             self._val_shard(t)
 
     def _val_shard(self, t: int) -> None:
+        if self.kernel == "native":
+            xv, zv = self._val_shards[t]
+            kernels.linear_logits(xv, self._w, np.float32(self.b[0]), zv)
+            return
         for xc, zc in self.val_chunks[t]:
             torch.addmm(self.b, xc, self.w_t, out=zc)
 
@@ -194,6 +258,11 @@ class FusedLinearEngine:
         self._run(self._pass_shard)
         self._epoch += 1
         torch.sum(self.g_parts, dim=0, out=self.g_w.view(self.k, -1))
+        if self.kernel == "native":
+            loss, grad_b = self._parts.sum(0)  # fixed order: shard 0, 1, ...
+            self.g_b.fill_(grad_b)
+            self._loss = torch.tensor([loss], dtype=torch.float32)
+            return self.z_val.T
         torch.sum(self.q.mul(self.signed_sw), dim=0, out=self.g_b.view(self.k))
         self._loss = F.softplus(self.z).mul_(self.sw).sum(0)
         return self.z_val.T

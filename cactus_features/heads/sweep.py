@@ -220,7 +220,12 @@ def sweep_heads(
         out=out,
         overwrite=overwrite,
         save=save,
-        extra={"solver": "adam", "engine": fits[0][1].engine, "sweep": sweep_info},
+        extra={
+            "solver": "adam",
+            "engine": fits[0][1].engine,
+            "kernel": fits[0][1].kernel,
+            "sweep": sweep_info,
+        },
         log=log,
     )
     grid_path = None

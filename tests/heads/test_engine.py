@@ -64,14 +64,74 @@ def assert_close(params: list[torch.Tensor], hidden: tuple[int, ...], ref: dict,
         np.testing.assert_allclose(ours[name], ref[name], rtol=0, atol=2e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("engine", ["fused", "generic"])
-def test_linear_engines_match_autograd_adam(engine: str) -> None:
-    data = make_data()
+@pytest.mark.parametrize(
+    ("engine", "kernel"), [("fused", "native"), ("fused", "torch"), ("generic", "auto")]
+)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_linear_engines_match_autograd_adam(engine: str, kernel: str, threads: int) -> None:
+    data = make_data(n=301)  # odd: shards and blocks of rows end in partial ones
     fit = fit_stacked(
-        data, layer_sizes(D, ()), [1e-2], [1e-3], [4], epochs=40, select="last", engine=engine
+        data,
+        layer_sizes(D, ()),
+        [1e-2],
+        [1e-3],
+        [4],
+        epochs=40,
+        select="last",
+        engine=engine,
+        kernel=kernel,
+        threads=threads,
     )
     assert fit.engine == engine
+    assert fit.kernel == ("" if engine == "generic" else kernel)
     assert_close(fit.last, (), reference(data, (), lr=1e-2, wd=1e-3, seed=4, epochs=40))
+
+
+def test_one_head_runs_the_native_kernel_by_default() -> None:
+    fit = fit_stacked(make_data(), layer_sizes(D, ()), [1e-2], [0.0], [0], epochs=2)
+    assert (fit.engine, fit.kernel) == ("fused", "native")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_native_and_torch_kernels_give_the_same_curves(threads: int) -> None:
+    """Loss, validation AUC and the selected epoch agree between the two kernels
+    (wider rows than the block of the native kernel's gradient update)."""
+    gen = torch.Generator().manual_seed(3)
+    n, nv, d = 517, 101, 70
+    direction = torch.randn(d, generator=gen)
+    x, xv = torch.randn(n, d, generator=gen), torch.randn(nv, d, generator=gen)
+    y = ((x @ direction + 2 * torch.randn(n, generator=gen)) > 0.5).float()
+    yv = ((xv @ direction + 2 * torch.randn(nv, generator=gen)) > 0.5).float()
+    cw = torch.tensor([0.6, 0.4])
+    data = SplitTensors(x, y, cw[y.long()], xv, yv, cw[yv.long()])
+    fits = {
+        k: fit_stacked(
+            data, layer_sizes(d, ()), [3e-3], [1e-4], [2], epochs=60, kernel=k, threads=threads
+        )
+        for k in ("native", "torch")
+    }
+    a, b = fits["native"], fits["torch"]
+    for name in ("train_loss", "val_loss", "val_auc"):
+        np.testing.assert_allclose(a.history[name], b.history[name], rtol=1e-5, atol=1e-6)
+    assert a.best_epoch.tolist() == b.best_epoch.tolist()
+    for p, q in zip(a.last, b.last, strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-5)
+
+
+def test_native_kernel_is_deterministic() -> None:
+    data = make_data(n=999)
+    runs = [
+        fit_stacked(data, layer_sizes(D, ()), [1e-2], [0.0], [1], epochs=25, threads=2)
+        for _ in range(2)
+    ]
+    assert torch.equal(runs[0].last[0], runs[1].last[0])
+    np.testing.assert_array_equal(runs[0].history["train_loss"], runs[1].history["train_loss"])
+
+
+def test_native_kernel_is_refused_for_a_stack_of_heads() -> None:
+    with pytest.raises(ValueError, match="one head"):
+        fit_stacked(make_data(), layer_sizes(D, ()), [1e-2] * 2, [0.0] * 2, [0, 1], epochs=1,
+                    kernel="native")  # fmt: skip
 
 
 def test_fused_engine_with_several_threads_and_heads() -> None:
@@ -81,7 +141,7 @@ def test_fused_engine_with_several_threads_and_heads() -> None:
     fit = fit_stacked(
         data, layer_sizes(D, ()), lrs, wds, seeds, epochs=30, select="last", threads=2
     )
-    assert fit.engine == "fused"
+    assert (fit.engine, fit.kernel) == ("fused", "torch")
     for k in range(3):
         ref = reference(data, (), lr=lrs[k], wd=wds[k], seed=seeds[k], epochs=30)
         assert_close(fit.last, (), ref, k)

@@ -1,0 +1,89 @@
+"""The native kernels against a float64 NumPy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cactus_features.heads import kernels
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba not installed")
+
+
+def reference(x, w, b, sign, sw):
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    z = sign * (x64 @ w64 + b)
+    q = 1.0 / (1.0 + np.exp(-z))
+    cw = sign * sw
+    loss = float(np.sum(sw * np.logaddexp(0.0, z)))
+    return z, x64.T @ (cw * q), float(np.sum(cw * q)), loss
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, kernels.BLOCK_ROWS, 2 * kernels.BLOCK_ROWS + 5])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_linear_epoch_matches_float64(n: int, reverse: bool) -> None:
+    rng = np.random.default_rng(n)
+    d = 37
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    w = rng.standard_normal(d).astype(np.float32)
+    sign = np.where(rng.random(n) < 0.3, 1.0, -1.0).astype(np.float32)
+    sw = rng.random(n).astype(np.float32)
+    sw /= max(sw.sum(), 1.0)
+    z, g = np.empty(n, np.float32), np.full(d, np.nan, np.float32)
+    loss, grad_b = kernels.linear_epoch(x, w, np.float32(0.25), sign, sign * sw, sw, z, g, reverse)
+    z_ref, g_ref, gb_ref, loss_ref = reference(x, w, 0.25, sign, sw)
+    np.testing.assert_allclose(z, z_ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-6)
+    assert grad_b == pytest.approx(gb_ref, rel=1e-5, abs=1e-7)
+    assert loss == pytest.approx(loss_ref, rel=1e-5, abs=1e-7)
+
+
+def test_saturated_logits_stay_finite() -> None:
+    """Logits of +-200 overflow a naive exp in float32; loss and gradient must not."""
+    x = np.array([[200.0], [-200.0], [200.0], [-200.0]], np.float32)
+    sign = np.array([1.0, 1.0, -1.0, -1.0], np.float32)
+    sw = np.full(4, 0.25, np.float32)
+    z, g = np.empty(4, np.float32), np.empty(1, np.float32)
+    args = (x, np.ones(1, np.float32), np.float32(0.0), sign, sign * sw, sw, z, g, False)
+    loss, grad_b = kernels.linear_epoch(*args)
+    _, g_ref, gb_ref, loss_ref = reference(x, np.ones(1, np.float32), 0.0, sign, sw)
+    assert np.isfinite([loss, grad_b, g[0]]).all()
+    assert loss == pytest.approx(loss_ref, rel=1e-6)
+    assert grad_b == pytest.approx(gb_ref, abs=1e-7)
+    assert g[0] == pytest.approx(g_ref[0], rel=1e-6)
+
+
+def test_linear_logits() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 9)).astype(np.float32)
+    w = rng.standard_normal(9).astype(np.float32)
+    out = np.empty(50, np.float32)
+    kernels.linear_logits(x, w, np.float32(-1.5), out)
+    np.testing.assert_allclose(out, x.astype(np.float64) @ w - 1.5, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_val_metrics_match_torch(ties: bool) -> None:
+    import torch
+
+    from cactus_features.heads.auc import roc_auc
+    from cactus_features.heads.stacked import weighted_bce
+
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal(301).astype(np.float32) * 3
+    if ties:
+        z = np.round(z)  # many tied scores, across both classes
+    pos = rng.random(301) < 0.7
+    sw = rng.random(301)
+    sw /= sw.sum()
+    loss, auc = kernels.val_metrics(z, pos, sw)
+    zt = torch.from_numpy(z).reshape(1, -1)
+    ref_loss, _ = weighted_bce(zt, torch.from_numpy(pos).float(), torch.from_numpy(sw).float())
+    assert loss == pytest.approx(float(ref_loss[0]), rel=1e-6)
+    assert auc == pytest.approx(float(roc_auc(zt, torch.from_numpy(pos))[0]), abs=1e-12)
+
+
+def test_val_metrics_with_one_class_gives_nan_auc() -> None:
+    z = np.array([0.5, -1.0], np.float32)
+    loss, auc = kernels.val_metrics(z, np.array([True, True]), np.array([0.5, 0.5]))
+    assert np.isnan(auc) and np.isfinite(loss)
