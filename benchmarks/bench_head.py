@@ -49,6 +49,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mlp-epochs", type=int, default=10, help="timed MLP epochs (extrapolated)")
     p.add_argument("--dataloader-epochs", type=int, default=2, help="timed (extrapolated)")
     p.add_argument("--sweep-ks", default="1,8,32,128")
+    p.add_argument(
+        "--sweep-kernels",
+        default="auto",
+        help="fused-engine kernels to time the sweeps with (auto, native, torch; comma-separated)",
+    )
     p.add_argument("--sweep-epochs", type=int, default=100, help="timed (scaled to --epochs)")
     p.add_argument("--repeats", type=int, default=2, help="repeats of the linear head (best kept)")
     p.add_argument("--device", default=None)
@@ -247,14 +252,15 @@ def main() -> None:
     )
     for k in [int(v) for v in args.sweep_ks.split(",")]:
         lrs = list(np.geomspace(1e-4, 1e-2, k)) if k > 1 else [5e-4]
-        fit = fit_stacked(tensors, layer_sizes(args.dim, ()), lrs, [0.0] * k, list(range(k)),
-                          epochs=args.sweep_epochs)  # fmt: skip
-        scale = E / args.sweep_epochs
-        print(
-            f"  K={k:>3}: {fit.seconds:.2f} s for {args.sweep_epochs} epochs -> "
-            f"{fit.seconds * scale / k:.3f} s/head at {E} epochs "
-            f"({fit.seconds * scale:.1f} s for all {k})"
-        )
+        for kernel in args.sweep_kernels.split(","):
+            fit = fit_stacked(tensors, layer_sizes(args.dim, ()), lrs, [0.0] * k, list(range(k)),
+                              epochs=args.sweep_epochs, kernel=kernel)  # fmt: skip
+            scale = E / args.sweep_epochs
+            print(
+                f"  K={k:>3}: {fit.seconds:.2f} s for {args.sweep_epochs} epochs -> "
+                f"{fit.seconds * scale / k:.3f} s/head at {E} epochs "
+                f"({fit.seconds * scale:.1f} s for all {k}; {fit.kernel or fit.engine} kernel)"
+            )
     print(
         f"\ntotal benchmark time {time.perf_counter() - t0:.0f} s; "
         f"load average at end {os.getloadavg()[0]:.2f}"

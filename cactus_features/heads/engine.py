@@ -280,7 +280,8 @@ def fit_stacked(
         else:
             net = StackedNet(params, dropout, gens if dropout > 0 else None)
             eng = GenericEngine(data, net, opt, batch_size, gens)
-        val_metrics = _val_metrics(data, native=getattr(eng, "kernel", "") == "native")
+        native_val = k == 1 and getattr(eng, "kernel", "") == "native"
+        val_metrics = _val_metrics(data, native=native_val)
         tracker = _BestTracker(params, select)
         nan = torch.full((k,), torch.nan, dtype=torch.float64, device=dev)
 

@@ -1,9 +1,10 @@
 """The fast path: full-batch linear heads on the CPU.
 
-A single head (``K = 1``, :func:`~cactus_features.heads.train_head`) runs the
-native one-pass kernel of :mod:`~cactus_features.heads.kernels` on each worker
-thread's shard of rows. A stack of heads (``K > 1``, a sweep) is compute-bound
-enough for BLAS: it runs the PyTorch chunk loop below.
+Up to :data:`NATIVE_MAX_HEADS` heads (:func:`~cactus_features.heads.train_head`,
+small sweeps) run the native one-pass kernel of :mod:`~cactus_features.heads.kernels`
+on each worker thread's shard of rows; a head of such a stack trains bit for bit
+like a lone head. Larger stacks are compute-bound enough for BLAS: they run the
+PyTorch chunk loop below.
 
 PyTorch chunk loop. Training a linear head is memory-bound: each epoch needs ``z = X w + b`` and the
 gradient ``X.T r`` with ``r = sample_weight * (sigmoid(z) - y)``, i.e. two reads
@@ -90,8 +91,14 @@ MAX_RUNS = 64
 """More runs of equal (label, weight) than this: the engine trains on a sorted copy."""
 
 KERNELS = ("auto", "native", "torch")
-"""``native``: the one-pass kernel (one head only); ``torch``: the chunk loop; ``auto``:
-native when it applies."""
+"""``native``: the one-pass kernel; ``torch``: the chunk loop; ``auto``: native up to
+:data:`NATIVE_MAX_HEADS` heads."""
+
+NATIVE_MAX_HEADS = 8
+"""Largest stack ``auto`` trains with the native kernel. Its cost grows with ``K`` (each
+head's dot products and update are separate sweeps) while the BLAS loop's grows
+slowly; at 12,250 x 2,048 on 2 cores, ms/epoch native vs torch: K=8 19 vs 27,
+K=16 31 vs 25 (``benchmarks/bench_head.py --sweep-ks ... --sweep-kernels native,torch``)."""
 
 
 def pick_kernel(kernel: str, heads: int) -> str:
@@ -102,11 +109,10 @@ def pick_kernel(kernel: str, heads: int) -> str:
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
-    native_ok = heads == 1 and kernels.available()
-    if kernel == "native" and not native_ok:
-        raise ValueError("the native kernel trains one head at a time (and needs numba)")
+    if kernel == "native" and not kernels.available():
+        raise ValueError("the native kernel needs numba (pip install numba)")
     if kernel == "auto":
-        return "native" if native_ok else "torch"
+        return "native" if heads <= NATIVE_MAX_HEADS and kernels.available() else "torch"
     return kernel
 
 
@@ -191,15 +197,19 @@ class FusedLinearEngine:
         sign = self.sign.reshape(-1).numpy()
         cw = self.signed_sw.reshape(-1).numpy()
         sw = self.sw.reshape(-1).numpy()
-        z = self.z.reshape(-1).numpy()
-        self._w = self.params[0].view(-1).numpy()  # the live weights (Adam updates in place)
-        self._g = self.g_parts.reshape(self.threads, -1).numpy()
+        z = self.z.numpy()
+        # the live parameters (Adam updates them in place)
+        self._w = self.params[0].view(self.k, -1).numpy()
+        self._b = self.b.numpy()
+        self._g = self.g_parts.numpy()
         self._shards = [
             (xs[a:e], sign[a:e], cw[a:e], sw[a:e], z[a:e]) for a, e in itertools.pairwise(bounds)
         ]
-        xv, zv = x_val.contiguous().numpy(), self.z_val.reshape(-1).numpy()
+        xv, zv = x_val.contiguous().numpy(), self.z_val.numpy()
         self._val_shards = [(xv[a:e], zv[a:e]) for a, e in itertools.pairwise(vbounds)]
-        self._parts = np.zeros((self.threads, 2))  # (loss, bias gradient) of each shard
+        # per shard: weighted loss and bias gradient of each head
+        self._loss_parts = np.zeros((self.threads, self.k))
+        self._gb_parts = np.zeros((self.threads, self.k))
 
     def close(self) -> None:
         """Stop the worker threads."""
@@ -228,9 +238,9 @@ class FusedLinearEngine:
             self._val_shard(t)
         if self.kernel == "native":
             xs, sign, cw, sw, z = self._shards[t]
-            bias = np.float32(self.b[0])
-            self._parts[t] = kernels.linear_epoch(
-                xs, self._w, bias, sign, cw, sw, z, self._g[t], odd
+            loss, grad_b = self._loss_parts[t], self._gb_parts[t]
+            kernels.linear_epoch(
+                xs, self._w, self._b, sign, cw, sw, z, self._g[t], loss, grad_b, odd
             )
             if odd:
                 self._val_shard(t)
@@ -247,7 +257,7 @@ class FusedLinearEngine:
     def _val_shard(self, t: int) -> None:
         if self.kernel == "native":
             xv, zv = self._val_shards[t]
-            kernels.linear_logits(xv, self._w, np.float32(self.b[0]), zv)
+            kernels.linear_logits(xv, self._w, self._b, zv)
             return
         for xc, zc in self.val_chunks[t]:
             torch.addmm(self.b, xc, self.w_t, out=zc)
@@ -259,9 +269,9 @@ class FusedLinearEngine:
         self._epoch += 1
         torch.sum(self.g_parts, dim=0, out=self.g_w.view(self.k, -1))
         if self.kernel == "native":
-            loss, grad_b = self._parts.sum(0)  # fixed order: shard 0, 1, ...
-            self.g_b.fill_(grad_b)
-            self._loss = torch.tensor([loss], dtype=torch.float32)
+            # fixed order: shard 0, 1, ...
+            self.g_b.view(self.k).copy_(torch.from_numpy(self._gb_parts.sum(0)))
+            self._loss = torch.from_numpy(self._loss_parts.sum(0))
             return self.z_val.T
         torch.sum(self.q.mul(self.signed_sw), dim=0, out=self.g_b.view(self.k))
         self._loss = F.softplus(self.z).mul_(self.sw).sum(0)

@@ -80,61 +80,73 @@ def _softplus(z):  # type: ignore[no-untyped-def]
     return max(np.float64(z), 0.0) + np.log1p(np.exp(-abs(np.float64(z))))
 
 
+@_inline
+def _accumulate(x, a, e, q, g):  # type: ignore[no-untyped-def]
+    """``g += sum_i q[i - a] x[i]`` over rows ``a <= i < e``, four rows per sweep of ``g``."""
+    d = x.shape[1]
+    i = a
+    while i + 4 <= e:
+        q0, q1, q2, q3 = q[i - a], q[i - a + 1], q[i - a + 2], q[i - a + 3]
+        for j in range(d):
+            g[j] += (q0 * x[i, j] + q1 * x[i + 1, j]) + (q2 * x[i + 2, j] + q3 * x[i + 3, j])
+        i += 4
+    while i < e:
+        qi = q[i - a]
+        for j in range(d):
+            g[j] += qi * x[i, j]
+        i += 1
+
+
 @_jit
-def linear_epoch(x, w, b, sign, cw, sw, z, g, reverse):  # type: ignore[no-untyped-def]
-    """One full-batch epoch of a linear head over a shard of rows.
+def linear_epoch(x, w, b, sign, cw, sw, z, g, loss, grad_b, reverse):  # type: ignore[no-untyped-def]
+    """One full-batch epoch of ``K`` linear heads over a shard of rows.
+
+    Each head's sums run in exactly the order they would for that head alone, so a
+    head of a stack trains bit for bit like a lone head.
 
     Args:
         x: ``[n, d]`` float32 C-contiguous rows.
-        w: ``[d]`` float32 weights.
-        b: Bias (float32).
+        w: ``[K, d]`` float32 weights.
+        b: ``[K]`` float32 biases.
         sign: ``[n]`` float32, ``+1`` for label 0 and ``-1`` for label 1.
         cw: ``[n]`` float32 signed sample weights ``sign * sw``.
         sw: ``[n]`` float32 sample weights (summing to 1 over all shards).
-        z: ``[n]`` float32 output: signed logits ``sign * (x w + b)``.
-        g: ``[d]`` float32 output: the shard's weight gradient (overwritten).
+        z: ``[n, K]`` float32 output: signed logits ``sign * (x w_k + b_k)``.
+        g: ``[K, d]`` float32 output: the shard's weight gradients (overwritten).
+        loss: ``[K]`` float64 output: the shard's weighted loss (overwritten).
+        grad_b: ``[K]`` float64 output: the shard's bias gradients (overwritten).
         reverse: Walk the blocks last to first (the rows read last in one epoch are
             then read first in the next, while still in the L3 cache).
-
-    Returns:
-        ``(loss, grad_b)``: the shard's weighted loss and bias gradient (float64).
     """
-    n, d = x.shape
-    g[:] = 0.0
-    q = np.empty(BLOCK_ROWS, np.float32)
-    loss = 0.0
-    grad_b = 0.0
+    n = x.shape[0]
+    heads = w.shape[0]
+    g[:, :] = 0.0
+    loss[:] = 0.0
+    grad_b[:] = 0.0
+    q = np.empty((heads, BLOCK_ROWS), np.float32)
     nblocks = (n + BLOCK_ROWS - 1) // BLOCK_ROWS
     for t in range(nblocks):
         blk = nblocks - 1 - t if reverse else t
         a = blk * BLOCK_ROWS
         e = min(a + BLOCK_ROWS, n)
         for i in range(a, e):
-            zi = sign[i] * (_dot(x, i, w) + b)
-            z[i] = zi
-            qi = cw[i] * _sigmoid(zi)
-            q[i - a] = qi
-            grad_b += qi
-            loss += sw[i] * _softplus(zi)
-        i = a
-        while i + 4 <= e:
-            q0, q1, q2, q3 = q[i - a], q[i - a + 1], q[i - a + 2], q[i - a + 3]
-            for j in range(d):
-                g[j] += (q0 * x[i, j] + q1 * x[i + 1, j]) + (q2 * x[i + 2, j] + q3 * x[i + 3, j])
-            i += 4
-        while i < e:
-            qi = q[i - a]
-            for j in range(d):
-                g[j] += qi * x[i, j]
-            i += 1
-    return loss, grad_b
+            for k in range(heads):
+                zi = sign[i] * (_dot(x, i, w[k]) + b[k])
+                z[i, k] = zi
+                qi = cw[i] * _sigmoid(zi)
+                q[k, i - a] = qi
+                grad_b[k] += qi
+                loss[k] += sw[i] * _softplus(zi)
+        for k in range(heads):
+            _accumulate(x, a, e, q[k], g[k])
 
 
 @_jit
 def linear_logits(x, w, b, out):  # type: ignore[no-untyped-def]
-    """``out = x w + b`` for ``x [n, d]``, ``w [d]`` (float32)."""
+    """``out[i, k] = x[i] . w[k] + b[k]`` for ``x [n, d]``, ``w [K, d]``, ``b [K]``."""
     for i in range(x.shape[0]):
-        out[i] = _dot(x, i, w) + b
+        for k in range(w.shape[0]):
+            out[i, k] = _dot(x, i, w[k]) + b[k]
 
 
 @_jit

@@ -118,6 +118,20 @@ def test_native_and_torch_kernels_give_the_same_curves(threads: int) -> None:
         torch.testing.assert_close(p, q, rtol=0, atol=1e-5)
 
 
+def test_native_stack_trains_each_head_bitwise_like_a_lone_head() -> None:
+    data = make_data(n=999)
+    lrs, wds, seeds = [1e-2, 3e-3, 1e-2], [0.0, 1e-3, 0.0], [0, 1, 2]
+    kw = {"epochs": 20, "threads": 2, "kernel": "native"}
+    stack = fit_stacked(data, layer_sizes(D, ()), lrs, wds, seeds, **kw)
+    lone = fit_stacked(data, layer_sizes(D, ()), lrs[1:2], wds[1:2], seeds[1:2], **kw)
+    for a, b in zip(stack.last, lone.last, strict=True):
+        assert torch.equal(a[1], b[0])
+    np.testing.assert_array_equal(
+        stack.history["train_loss"][:, 1], lone.history["train_loss"][:, 0]
+    )
+    assert stack.best_epoch[1] == lone.best_epoch[0]
+
+
 def test_native_kernel_is_deterministic() -> None:
     data = make_data(n=999)
     runs = [
@@ -128,20 +142,30 @@ def test_native_kernel_is_deterministic() -> None:
     np.testing.assert_array_equal(runs[0].history["train_loss"], runs[1].history["train_loss"])
 
 
-def test_native_kernel_is_refused_for_a_stack_of_heads() -> None:
-    with pytest.raises(ValueError, match="one head"):
-        fit_stacked(make_data(), layer_sizes(D, ()), [1e-2] * 2, [0.0] * 2, [0, 1], epochs=1,
-                    kernel="native")  # fmt: skip
+def test_auto_kernel_switches_to_blas_for_large_stacks() -> None:
+    from cactus_features.heads.fused_linear import NATIVE_MAX_HEADS
+
+    data = make_data(n=50, n_val=20)
+    for k, want in [(NATIVE_MAX_HEADS, "native"), (NATIVE_MAX_HEADS + 1, "torch")]:
+        fit = fit_stacked(data, layer_sizes(D, ()), [1e-2] * k, [0.0] * k, range(k), epochs=1)
+        assert fit.kernel == want
 
 
-def test_fused_engine_with_several_threads_and_heads() -> None:
+def test_unknown_kernel_is_refused() -> None:
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        fit_stacked(make_data(), layer_sizes(D, ()), [1e-2], [0.0], [0], epochs=1, kernel="asm")
+
+
+@pytest.mark.parametrize("kernel", ["native", "torch"])
+def test_fused_engine_with_several_threads_and_heads(kernel: str) -> None:
     """Each head of a stack, with rows sharded over threads, trains like a lone head."""
     data = make_data(n=1000)
     lrs, wds, seeds = [1e-2, 3e-3, 1e-2], [0.0, 0.0, 1e-2], [0, 1, 2]
     fit = fit_stacked(
-        data, layer_sizes(D, ()), lrs, wds, seeds, epochs=30, select="last", threads=2
-    )
-    assert (fit.engine, fit.kernel) == ("fused", "torch")
+        data, layer_sizes(D, ()), lrs, wds, seeds, epochs=30, select="last", threads=2,
+        kernel=kernel,
+    )  # fmt: skip
+    assert (fit.engine, fit.kernel) == ("fused", kernel)
     for k in range(3):
         ref = reference(data, (), lr=lrs[k], wd=wds[k], seed=seeds[k], epochs=30)
         assert_close(fit.last, (), ref, k)

@@ -19,23 +19,50 @@ def reference(x, w, b, sign, sw):
     return z, x64.T @ (cw * q), float(np.sum(cw * q)), loss
 
 
+def epoch(x, w, b, sign, sw, reverse=False):
+    """Run the kernel on fresh (NaN-filled) outputs; returns ``(z, g, grad_b, loss)``."""
+    n, heads = x.shape[0], w.shape[0]
+    z = np.full((n, heads), np.nan, np.float32)
+    g = np.full(w.shape, np.nan, np.float32)
+    loss, grad_b = np.full(heads, np.nan), np.full(heads, np.nan)
+    cw = sign * sw
+    kernels.linear_epoch(x, w, b, sign, cw, sw, z, g, loss, grad_b, reverse)
+    return z, g, grad_b, loss
+
+
 @pytest.mark.parametrize("n", [0, 1, 3, kernels.BLOCK_ROWS, 2 * kernels.BLOCK_ROWS + 5])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_linear_epoch_matches_float64(n: int, reverse: bool) -> None:
+@pytest.mark.parametrize("heads", [1, 3])
+def test_linear_epoch_matches_float64(n: int, reverse: bool, heads: int) -> None:
     rng = np.random.default_rng(n)
     d = 37
     x = rng.standard_normal((n, d)).astype(np.float32)
-    w = rng.standard_normal(d).astype(np.float32)
+    w = rng.standard_normal((heads, d)).astype(np.float32)
+    b = rng.standard_normal(heads).astype(np.float32)
     sign = np.where(rng.random(n) < 0.3, 1.0, -1.0).astype(np.float32)
     sw = rng.random(n).astype(np.float32)
     sw /= max(sw.sum(), 1.0)
-    z, g = np.empty(n, np.float32), np.full(d, np.nan, np.float32)
-    loss, grad_b = kernels.linear_epoch(x, w, np.float32(0.25), sign, sign * sw, sw, z, g, reverse)
-    z_ref, g_ref, gb_ref, loss_ref = reference(x, w, 0.25, sign, sw)
-    np.testing.assert_allclose(z, z_ref, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-6)
-    assert grad_b == pytest.approx(gb_ref, rel=1e-5, abs=1e-7)
-    assert loss == pytest.approx(loss_ref, rel=1e-5, abs=1e-7)
+    z, g, grad_b, loss = epoch(x, w, b, sign, sw, reverse)
+    for k in range(heads):
+        z_ref, g_ref, gb_ref, loss_ref = reference(x, w[k], b[k], sign, sw)
+        np.testing.assert_allclose(z[:, k], z_ref, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(g[k], g_ref, rtol=1e-4, atol=1e-6)
+        assert grad_b[k] == pytest.approx(gb_ref, rel=1e-5, abs=1e-7)
+        assert loss[k] == pytest.approx(loss_ref, rel=1e-5, abs=1e-7)
+
+
+def test_a_head_of_a_stack_is_bitwise_a_lone_head() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((101, 300)).astype(np.float32)
+    w = rng.standard_normal((4, 300)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    sign = np.where(rng.random(101) < 0.5, 1.0, -1.0).astype(np.float32)
+    sw = np.full(101, 1 / 101, np.float32)
+    z, g, grad_b, loss = epoch(x, w, b, sign, sw, True)
+    z1, g1, grad_b1, loss1 = epoch(x, w[2:3].copy(), b[2:3].copy(), sign, sw, True)
+    np.testing.assert_array_equal(z[:, 2], z1[:, 0])
+    np.testing.assert_array_equal(g[2], g1[0])
+    assert (grad_b[2], loss[2]) == (grad_b1[0], loss1[0])
 
 
 def test_saturated_logits_stay_finite() -> None:
@@ -43,23 +70,23 @@ def test_saturated_logits_stay_finite() -> None:
     x = np.array([[200.0], [-200.0], [200.0], [-200.0]], np.float32)
     sign = np.array([1.0, 1.0, -1.0, -1.0], np.float32)
     sw = np.full(4, 0.25, np.float32)
-    z, g = np.empty(4, np.float32), np.empty(1, np.float32)
-    args = (x, np.ones(1, np.float32), np.float32(0.0), sign, sign * sw, sw, z, g, False)
-    loss, grad_b = kernels.linear_epoch(*args)
-    _, g_ref, gb_ref, loss_ref = reference(x, np.ones(1, np.float32), 0.0, sign, sw)
-    assert np.isfinite([loss, grad_b, g[0]]).all()
-    assert loss == pytest.approx(loss_ref, rel=1e-6)
-    assert grad_b == pytest.approx(gb_ref, abs=1e-7)
-    assert g[0] == pytest.approx(g_ref[0], rel=1e-6)
+    w, b = np.ones((1, 1), np.float32), np.zeros(1, np.float32)
+    _, g, grad_b, loss = epoch(x, w, b, sign, sw)
+    _, g_ref, gb_ref, loss_ref = reference(x, w[0], 0.0, sign, sw)
+    assert np.isfinite([loss[0], grad_b[0], g[0, 0]]).all()
+    assert loss[0] == pytest.approx(loss_ref, rel=1e-6)
+    assert grad_b[0] == pytest.approx(gb_ref, abs=1e-7)
+    assert g[0, 0] == pytest.approx(g_ref[0], rel=1e-6)
 
 
 def test_linear_logits() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((50, 9)).astype(np.float32)
-    w = rng.standard_normal(9).astype(np.float32)
-    out = np.empty(50, np.float32)
-    kernels.linear_logits(x, w, np.float32(-1.5), out)
-    np.testing.assert_allclose(out, x.astype(np.float64) @ w - 1.5, rtol=1e-5, atol=1e-5)
+    w = rng.standard_normal((2, 9)).astype(np.float32)
+    b = np.array([-1.5, 2.0], np.float32)
+    out = np.empty((50, 2), np.float32)
+    kernels.linear_logits(x, w, b, out)
+    np.testing.assert_allclose(out, x.astype(np.float64) @ w.T + b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("ties", [False, True])
