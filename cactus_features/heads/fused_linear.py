@@ -185,7 +185,8 @@ class FusedLinearEngine:
         ]
         if self.kernel == "native":
             self._native_views(x, x_val, bounds, vbounds)
-        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        # the calling thread works shard 0; the pool the others
+        self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
         self._epoch = 0
         self._loss = torch.zeros(k)
 
@@ -221,9 +222,12 @@ class FusedLinearEngine:
         if self._pool is None:
             fn(0)
             return
-        futures = [self._pool.submit(fn, t) for t in range(self.threads)]
-        for fut in futures:
-            fut.result()
+        futures = [self._pool.submit(fn, t) for t in range(1, self.threads)]
+        try:
+            fn(0)
+        finally:
+            for fut in futures:
+                fut.result()
 
     def _pass_shard(self, t: int) -> None:
         """Validation logits and the shard's gradient, at the current weights.
