@@ -41,7 +41,7 @@ from cactus_features.extract.distributed import (
     launched_by_torchrun,
     rank_device,
 )
-from cactus_features.extract.health import check_health
+from cactus_features.extract.health import HealthStats
 from cactus_features.extract.pipeline import Job, StageTimes, default_batch_size, run_jobs
 from cactus_features.extract.scan import (
     ScanResult,
@@ -567,18 +567,32 @@ def _finish(
     skipped: dict[str, str],
     seconds: dict[str, float],
 ) -> None:
-    """Check the finished embeddings and write the final cache file."""
-    emb = job.parts.load_all()
-    finite = np.isfinite(emb).all(axis=1)
-    if not finite.all():
-        bad = [str(i) for i in table.ids[~finite]]
-        for index in {int(r) // job.parts.chunk_size for r in np.flatnonzero(~finite)}:
-            job.parts.discard(index)
+    """Check the finished embeddings and write the final cache file.
+
+    Two streaming passes over the chunk files (one chunk in memory at a time):
+    finiteness and health statistics, then the copy into HDF5.
+    """
+    parts = job.parts
+    stats: HealthStats | None = None
+    bad_rows: list[np.ndarray] = []
+    for index, chunk in enumerate(parts.iter_chunks()):
+        finite = np.isfinite(chunk).all(axis=1)
+        if not finite.all():
+            bad_rows.append(parts.chunk_rows(index).start + np.flatnonzero(~finite))
+            parts.discard(index)
+            continue
+        stats = stats or HealthStats(chunk.shape[1])
+        stats.update(chunk)
+    if bad_rows:
+        bad = [str(i) for i in table.ids[np.concatenate(bad_rows)]]
         raise DataError(
             f"{key['name']}: {len(bad)} embeddings are not finite (NaN/inf), first ids: "
             f"{', '.join(bad[:5])}; try --precision fp32 or check those images"
         )
-    health = check_health(emb)
+    if stats is None:
+        raise DataError(f"{key['name']}: no embeddings to write")
+    dim = stats.mean.shape[0]
+    health = stats.report()
     timings = {**job.times.as_dict(), **seconds}
     if health.collapsed:
         log.warning("WARNING %s: %s", key["name"], health.message)
@@ -587,7 +601,7 @@ def _finish(
         log.info("%s: %s", key["name"], health.message)
     write_entry(
         path,
-        embeddings=emb,
+        embeddings=parts.blocks(dim),
         ids=table.ids,
         labels=table.labels,
         split=split,
@@ -617,11 +631,5 @@ def _finish(
         },
         dtype=dtype,
     )
-    job.parts.remove()
-    log.info(
-        "wrote %s (%d x %d, %.1f img/s)",
-        path,
-        emb.shape[0],
-        emb.shape[1],
-        timings["images_per_second"],
-    )
+    parts.remove()
+    log.info("wrote %s (%d x %d, %.1f img/s)", path, len(table), dim, timings["images_per_second"])

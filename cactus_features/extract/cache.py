@@ -8,8 +8,9 @@ Life of a cache entry ``<dir>/<name>.h5``:
    temporary name and ``os.replace``, so a chunk file either is complete or does
    not exist. A killed run resumes at the first missing chunk.
 3. When every chunk exists, the HDF5 file is assembled under a temporary name,
-   flushed to disk and renamed to ``<name>.h5`` in one step. Readers only ever
-   open ``<name>.h5``, so they never see a half-written file.
+   one chunk at a time (memory does not grow with the dataset), flushed to disk
+   and renamed to ``<name>.h5`` in one step. Readers only ever open
+   ``<name>.h5``, so they never see a half-written file.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,50 @@ from cactus_features.features import FORMAT_VERSION
 log = logging.getLogger("cactus_features")
 
 EMBEDDINGS_KIND = "cactus-features/embeddings"
+
+ROW_BLOCK_BYTES = 16 << 20
+"""Size of the row blocks that checksums and copies stream through."""
+
+
+@dataclass(frozen=True)
+class RowBlocks:
+    """An ``[N, D]`` matrix as consecutive blocks of rows, produced one at a time.
+
+    Attributes:
+        shape: ``(N, D)``.
+        read: Returns a fresh iterator over the blocks, top to bottom.
+    """
+
+    shape: tuple[int, int]
+    read: Callable[[], Iterator[np.ndarray]]
+
+    @classmethod
+    def of(cls, matrix: np.ndarray | h5py.Dataset) -> RowBlocks:
+        """Blocks of about :data:`ROW_BLOCK_BYTES` of an array or HDF5 dataset."""
+        n, d = matrix.shape
+        rows = max(1, ROW_BLOCK_BYTES // max(1, d * matrix.dtype.itemsize))
+
+        def read() -> Iterator[np.ndarray]:
+            for a in range(0, n, rows):
+                yield np.asarray(matrix[a : a + rows])
+
+        return cls((n, d), read)
+
+
+class RowsSha256:
+    """SHA-256 of a matrix's C-ordered little-endian bytes, fed block by block."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def update(self, block: np.ndarray) -> None:
+        """Add the next rows."""
+        le = np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<"))
+        self._hash.update(memoryview(le).cast("B"))
+
+    def hexdigest(self) -> str:
+        """The digest of all rows so far."""
+        return self._hash.hexdigest()
 
 
 def key_hash(key: dict[str, Any]) -> str:
@@ -239,11 +284,18 @@ class PartStore:
             tmp.unlink(missing_ok=True)
             raise CacheError(io_message(self.folder, exc)) from None
 
+    def iter_chunks(self) -> Iterator[np.ndarray]:
+        """Every chunk in order, one in memory at a time (all must exist)."""
+        for i in range(self.n_chunks):
+            yield np.load(self._chunk_file(i), allow_pickle=False)
+
+    def blocks(self, dim: int) -> RowBlocks:
+        """The whole ``[n_rows, dim]`` matrix as :class:`RowBlocks` of one chunk each."""
+        return RowBlocks((self.n_rows, dim), self.iter_chunks)
+
     def load_all(self) -> np.ndarray:
         """Concatenate every chunk in order (all must exist)."""
-        return np.concatenate(
-            [np.load(self._chunk_file(i), allow_pickle=False) for i in range(self.n_chunks)]
-        )
+        return np.concatenate(list(self.iter_chunks()))
 
     def discard(self, index: int) -> None:
         """Delete one chunk file (e.g. one holding non-finite values)."""
@@ -254,17 +306,19 @@ class PartStore:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def embeddings_checksum(embeddings: np.ndarray) -> str:
-    """SHA-256 of the embeddings as C-ordered little-endian bytes."""
-    arr = np.ascontiguousarray(embeddings)
-    arr = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False))
-    return hashlib.sha256(memoryview(arr).cast("B")).hexdigest()
+def embeddings_checksum(embeddings: np.ndarray | h5py.Dataset | RowBlocks) -> str:
+    """SHA-256 of the embeddings as C-ordered little-endian bytes (read in row blocks)."""
+    blocks = embeddings if isinstance(embeddings, RowBlocks) else RowBlocks.of(embeddings)
+    digest = RowsSha256()
+    for block in blocks.read():
+        digest.update(block)
+    return digest.hexdigest()
 
 
 def write_entry(
     path: Path,
     *,
-    embeddings: np.ndarray,
+    embeddings: np.ndarray | RowBlocks,
     ids: np.ndarray,
     labels: np.ndarray,
     split: np.ndarray,
@@ -276,9 +330,12 @@ def write_entry(
 ) -> None:
     """Assemble the final HDF5 file under a temporary name and rename it into place.
 
+    The embeddings are copied and hashed one row block at a time, so memory does
+    not grow with ``N``.
+
     Args:
         path: The final ``.h5`` path.
-        embeddings: ``[N, D]`` features.
+        embeddings: ``[N, D]`` features, in memory or as :class:`RowBlocks`.
         ids: Image ids ``[N]``.
         labels: Label indices ``[N]``.
         split: Split codes ``[N]``.
@@ -288,17 +345,29 @@ def write_entry(
         plain_attrs: Scalar metadata stored as plain HDF5 attributes.
         dtype: ``float32`` or ``float16`` storage of the embeddings.
     """
-    stored = np.asarray(embeddings, dtype=np.float16 if dtype == "float16" else np.float32)
+    blocks = embeddings if isinstance(embeddings, RowBlocks) else RowBlocks.of(embeddings)
+    store = np.dtype(np.float16 if dtype == "float16" else np.float32)
+    n, d = blocks.shape
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.h5")
     try:
         with h5py.File(tmp, "w", track_order=True) as f:
-            n, d = stored.shape
-            f.create_dataset(
+            ds = f.create_dataset(
                 "embeddings",
-                data=stored,
-                chunks=(min(n, max(1, (1 << 20) // max(1, d * stored.itemsize))), d),
+                shape=(n, d),
+                dtype=store,
+                chunks=(min(n, max(1, (1 << 20) // max(1, d * store.itemsize))), d) if n else None,
                 track_times=False,
             )
+            digest, row = RowsSha256(), 0
+            for block in blocks.read():
+                part = np.asarray(block, dtype=store)
+                if part.ndim != 2 or part.shape[1] != d or row + len(part) > n:
+                    raise ValueError(f"row block of shape {part.shape} does not fit [{n}, {d}]")
+                ds[row : row + len(part)] = part
+                digest.update(part)
+                row += len(part)
+            if row != n:
+                raise ValueError(f"row blocks gave {row} rows, expected {n}")
             f.create_dataset(
                 "ids",
                 data=np.asarray(ids, dtype=object),
@@ -312,7 +381,7 @@ def write_entry(
             f.attrs["key"] = json.dumps(key, sort_keys=True)
             f.attrs["key_hash"] = key_hash(key)
             f.attrs["class_names"] = json.dumps(class_names)
-            f.attrs["embeddings_sha256"] = embeddings_checksum(stored)
+            f.attrs["embeddings_sha256"] = digest.hexdigest()
             for name, value in json_attrs.items():
                 f.attrs[name] = json.dumps(value, sort_keys=True)
             for name, value in plain_attrs.items():
@@ -324,6 +393,9 @@ def write_entry(
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise CacheError(io_message(path.parent, exc)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

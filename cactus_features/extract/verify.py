@@ -11,7 +11,7 @@ import numpy as np
 
 from cactus_features.data.readers import read_dataset
 from cactus_features.errors import UserError
-from cactus_features.extract.cache import EMBEDDINGS_KIND, embeddings_checksum, key_hash
+from cactus_features.extract.cache import EMBEDDINGS_KIND, RowBlocks, RowsSha256, key_hash
 from cactus_features.extract.scan import dataset_fingerprint
 from cactus_features.features import FORMAT_VERSION
 
@@ -109,14 +109,14 @@ def _check_file(report: VerifyReport) -> tuple[dict, dict | None] | None:
             report.fail(f"damaged: no {', '.join(missing)} array; delete it and extract again")
             return None
         try:
-            emb = f["embeddings"][...]
+            emb = f["embeddings"]
             ids = np.asarray(f["ids"].asstr()[...], dtype=object)
             n_labels = f["labels"].shape[0] if f["labels"].ndim == 1 else -1
             n_split = f["split"].shape[0] if f["split"].ndim == 1 else -1
         except (OSError, KeyError, ValueError, TypeError) as exc:
             report.fail(f"cannot read the arrays ({exc}); delete it and extract again")
             return None
-        if emb.ndim != 2 or not np.issubdtype(emb.dtype, np.floating):
+        if not isinstance(emb, h5py.Dataset) or emb.ndim != 2 or emb.dtype.kind != "f":
             report.fail(
                 f"damaged: embeddings are {emb.dtype} of shape {emb.shape}, not a float "
                 "[N, D] matrix; delete it and extract again"
@@ -132,11 +132,15 @@ def _check_file(report: VerifyReport) -> tuple[dict, dict | None] | None:
             shown = ", ".join(f"{k} {v}" for k, v in lengths.items())
             report.fail(f"damaged: the arrays disagree in length ({shown}); extract again")
         stored = str(f.attrs.get("embeddings_sha256", ""))
-        if embeddings_checksum(emb) != stored:
+        try:
+            checksum, finite = _scan_rows(emb)
+        except (OSError, ValueError) as exc:
+            report.fail(f"cannot read the embeddings ({exc}); delete it and extract again")
+            return None
+        if checksum != stored:
             report.fail("embeddings checksum mismatch: the file is damaged; extract again")
         else:
             report.notes.append("checksum ok")
-        finite = np.isfinite(emb).all(axis=1)
         if not finite.all() and len(ids) == len(finite):
             bad = [str(i) for i in ids[~finite][:5]]
             report.fail(
@@ -194,3 +198,13 @@ def _check_stale(report: VerifyReport, key: dict, source: dict | None) -> None:
         )
     else:
         report.notes.append("dataset unchanged")
+
+
+def _scan_rows(embeddings: h5py.Dataset) -> tuple[str, np.ndarray]:
+    """Checksum and per-row finiteness, reading one row block at a time."""
+    digest, finite = RowsSha256(), []
+    for block in RowBlocks.of(embeddings).read():
+        digest.update(block)
+        finite.append(np.isfinite(block).all(axis=1))
+    n = embeddings.shape[0]
+    return digest.hexdigest(), np.concatenate(finite) if finite else np.ones(n, bool)

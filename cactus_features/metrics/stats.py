@@ -145,7 +145,9 @@ def delong_covariance(is_pos: np.ndarray, scores: np.ndarray) -> tuple[np.ndarra
     tx = np.stack([midrank(x[r]) for r in range(k)])
     ty = np.stack([midrank(y[r]) for r in range(k)])
     tz = np.stack([midrank(np.concatenate([x[r], y[r]])) for r in range(k)])
-    aucs = tz[:, :m].sum(axis=1) / (m * n) - (m + 1.0) / (2.0 * n)
+    # Mann-Whitney U over m n: midranks are half-integers, so the subtraction is exact
+    # and the AUC stays inside [0, 1] (``sum / mn - (m + 1) / 2n`` could round past 1)
+    aucs = (tz[:, :m].sum(axis=1) - m * (m + 1) / 2.0) / (m * n)
     v10 = (tz[:, :m] - tx) / n  # per positive: share of negatives scored lower (ties 1/2)
     v01 = 1.0 - (tz[:, m:] - ty) / m  # per negative: share of positives scored higher
     s10 = np.atleast_2d(np.cov(v10))

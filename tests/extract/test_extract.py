@@ -12,7 +12,6 @@ from cactus_features import extract_features, load_features
 from cactus_features.data.split import SplitConfig
 from cactus_features.errors import CacheError, DataError
 from cactus_features.extract.api import CollapsedFeaturesWarning
-from cactus_features.extract.health import check_health
 
 BACKBONES = ["resnet18", "efficientnet_b0", "mobilenet_v3_small", "squeezenet1_1"]
 
@@ -100,16 +99,6 @@ def test_split_and_stats_are_stored(kaggle_data, tmp_path):
     assert fs.attrs["split_config"] == SplitConfig().as_dict()
     for code in (0, 1, 2):
         assert set(fs.labels[fs.split == code]) == {0, 1}
-
-
-def test_health_check_flags_collapse():
-    rng = np.random.default_rng(0)
-    ok = check_health(rng.normal(size=(50, 16)))
-    assert not ok.collapsed
-    dead = np.zeros((50, 16))
-    dead[:, 0] = 1e-8 * rng.random(50)
-    report = check_health(dead)
-    assert report.collapsed and "COLLAPSED" in report.message and report.constant_share >= 0.9
 
 
 def test_collapsed_features_warn_loudly(kaggle_data, tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import h5py
@@ -142,15 +143,18 @@ def test_a_torn_temporary_file_is_cleaned_up_and_not_verified(
 
     def interrupted(src, dst, *a, **k):
         if str(dst).endswith(".h5"):
-            raise KeyboardInterrupt  # Ctrl-C (or a kill) right before the rename
+            # what a process killed (SIGKILL) right before its rename leaves behind;
+            # its temporary name carries another pid than ours
+            foreign = Path(src).with_name(Path(src).name.replace(f"tmp{os.getpid()}", "tmp999999"))
+            shutil.copyfile(src, foreign)
+            raise KeyboardInterrupt  # and our own run is stopped by Ctrl-C at that point
         return real_replace(src, dst, *a, **k)
 
     monkeypatch.setattr(os, "replace", interrupted)
     assert run_cli(*args).exit_code == 130
     monkeypatch.undo()
-    # that was another process: its temporary name carries another pid than ours
-    (torn,) = cache.rglob(".*.tmp*.h5")
-    torn.rename(torn.with_name(torn.name.replace(f"tmp{os.getpid()}", "tmp999999")))
+    (torn,) = cache.rglob(".*.tmp*.h5")  # Ctrl-C removed our own temporary file
+    assert "tmp999999" in torn.name
     assert run_cli(*args).exit_code == 0
     assert not list(cache.rglob(".*.tmp*.h5")), "stray temporary file left"
     r = run_cli("verify", "--cache-dir", cache)
