@@ -229,7 +229,8 @@ def main() -> None:
         diff = np.abs(sk.predict_proba(xs)[:, 1] - lb.predictions.score[: args.n]).max()
         print(f"[baseline] sklearn LogisticRegression(lbfgs, C=1, tol={tol:g}): {sk_s:.2f} s, "
               f"{int(sk.n_iter_[0])} iterations; max |P_sklearn - P_library| on train: "
-              f"{diff:.1e}")  # fmt: skip
+              f"{diff:.1e}; our L-BFGS / sklearn time {lb.seconds / sk_s:.2f}x, the 500-epoch "
+              f"Adam head / sklearn {lin_s / sk_s:.2f}x")  # fmt: skip
 
     # 4. MLP head vs matmul throughput
     hidden = (512, 128)

@@ -48,6 +48,7 @@ from cactus_features.extract.scan import (
     bad_images_error,
     dataset_fingerprint,
     default_workers,
+    file_digests,
     scan_images,
 )
 from cactus_features.features import SPLIT_NONE, FeatureSet, load_features
@@ -230,7 +231,7 @@ def extract_features(
     cache_dir = Path(cache_dir)
 
     t0 = time.perf_counter()
-    fp = dataset_fingerprint(table, fingerprint)
+    fp = _fingerprint_sharded(table, ctx, fingerprint)
     fingerprint_seconds = time.perf_counter() - t0
     dataset_dir = f"{table.name}-{fp[:8]}"
 
@@ -295,6 +296,17 @@ def extract_features(
     ctx.barrier()
     log.debug("extract_features took %.2fs", time.perf_counter() - t_start)
     return [load_features(p) for p in paths]
+
+
+def _fingerprint_sharded(table: ImageTable, ctx: DistContext, mode: str) -> str:
+    """The dataset fingerprint; under torchrun each rank hashes a contiguous share of
+    the files and all gather the per-file digests (the result equals one process's)."""
+    if not ctx.active:
+        return dataset_fingerprint(table, mode)
+    n = len(table)
+    lo, hi = n * ctx.rank // ctx.world_size, n * (ctx.rank + 1) // ctx.world_size
+    shares = ctx.all_gather(file_digests(table.paths[lo:hi], mode))
+    return dataset_fingerprint(table, mode, digests=[d for share in shares for d in share])
 
 
 def _scan_sharded(

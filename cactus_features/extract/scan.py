@@ -48,36 +48,55 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def dataset_fingerprint(table: ImageTable, mode: str = "content") -> str:
+def file_digests(paths: list[Path], mode: str = "content") -> list[bytes]:
+    """Each file's part of the dataset fingerprint, in order (hashed by a thread pool).
+
+    Args:
+        paths: Image files.
+        mode: ``content`` (BLAKE2b of the bytes) or ``size`` (the file size).
+
+    Returns:
+        One short byte string per file.
+    """
+    if mode not in FINGERPRINT_MODES:
+        raise ConfigError(f"--fingerprint {mode!r}: use {' or '.join(FINGERPRINT_MODES)}")
+
+    def file_parts(block: list[Path]) -> list[bytes]:
+        if mode == "size":
+            return [str(path.stat().st_size).encode() for path in block]
+        return [hashlib.blake2b(path.read_bytes(), digest_size=16).digest() for path in block]
+
+    # One task per block of files: ThreadPoolExecutor.map ignores ``chunksize``,
+    # and a future per file costs more than hashing a small file.
+    blocks = [paths[i : i + DECODE_BLOCK] for i in range(0, len(paths), DECODE_BLOCK)]
+    with ThreadPoolExecutor(default_workers()) as pool:
+        return [part for block in pool.map(file_parts, blocks) for part in block]
+
+
+def dataset_fingerprint(
+    table: ImageTable, mode: str = "content", *, digests: list[bytes] | None = None
+) -> str:
     """Hash of the dataset's ids, labels and files.
 
     Args:
         table: The dataset.
         mode: ``content`` hashes every file's bytes (any edit is seen); ``size``
             hashes file sizes only (fast for huge datasets, misses same-size edits).
+        digests: The files' :func:`file_digests`, when already computed (for
+            example by several ranks, each over its share of the files).
 
     Returns:
         A hex BLAKE2b digest (32 characters).
     """
     if mode not in FINGERPRINT_MODES:
         raise ConfigError(f"--fingerprint {mode!r}: use {' or '.join(FINGERPRINT_MODES)}")
+    if digests is None:
+        digests = file_digests(table.paths, mode)
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{mode}\n{','.join(table.class_names)}\n".encode())
-
-    def file_parts(paths: list[Path]) -> list[bytes]:
-        if mode == "size":
-            return [str(path.stat().st_size).encode() for path in paths]
-        return [hashlib.blake2b(path.read_bytes(), digest_size=16).digest() for path in paths]
-
-    # One task per block of files: ThreadPoolExecutor.map ignores ``chunksize``,
-    # and a future per file costs more than hashing a small file.
-    paths = table.paths
-    blocks = [paths[i : i + DECODE_BLOCK] for i in range(0, len(paths), DECODE_BLOCK)]
-    with ThreadPoolExecutor(default_workers()) as pool:
-        parts = (p for block in pool.map(file_parts, blocks) for p in block)
-        for i, label, part in zip(table.ids, table.labels, parts, strict=True):
-            digest.update(f"{i}\t{int(label)}\t".encode())
-            digest.update(part)
+    for i, label, part in zip(table.ids, table.labels, digests, strict=True):
+        digest.update(f"{i}\t{int(label)}\t".encode())
+        digest.update(part)
     return digest.hexdigest()
 
 

@@ -95,6 +95,7 @@ def test_two_gloo_ranks_equal_single_process(kaggle_data, tmp_path):
     from cactus_features import load_features
 
     merged = load_features(path)
+    assert merged.key["dataset_fingerprint"] == single.key["dataset_fingerprint"]  # sharded hash
     assert merged.attrs["model_info"]["ranks"] == 2
     assert np.array_equal(merged.embeddings, single.embeddings)
     assert np.array_equal(merged.split, single.split) and list(merged.ids) == list(single.ids)
