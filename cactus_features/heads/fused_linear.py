@@ -194,7 +194,7 @@ class FusedLinearEngine:
         self, x: torch.Tensor, x_val: torch.Tensor, bounds: list[int], vbounds: list[int]
     ) -> None:
         """Per-thread NumPy views (shared memory) for the native kernel."""
-        xs = x.contiguous().numpy()
+        xs = x.to(torch.float32).contiguous().numpy()
         sign = self.sign.reshape(-1).numpy()
         cw = self.signed_sw.reshape(-1).numpy()
         sw = self.sw.reshape(-1).numpy()
@@ -206,7 +206,7 @@ class FusedLinearEngine:
         self._shards = [
             (xs[a:e], sign[a:e], cw[a:e], sw[a:e], z[a:e]) for a, e in itertools.pairwise(bounds)
         ]
-        xv, zv = x_val.contiguous().numpy(), self.z_val.numpy()
+        xv, zv = x_val.to(torch.float32).contiguous().numpy(), self.z_val.numpy()
         self._val_shards = [(xv[a:e], zv[a:e]) for a, e in itertools.pairwise(vbounds)]
         # per shard: weighted loss and bias gradient of each head
         self._loss_parts = np.zeros((self.threads, self.k))
