@@ -19,7 +19,9 @@ Every timing is the best of ``--repeats`` runs (other processes on a shared
 machine only ever slow a run down). It then checks that (a) and (b) give the
 same embeddings: per-image cosine similarity (also after subtracting the mean
 embedding, which random-init networks make necessary: their embeddings of
-*different* images already have cosine ~0.99) and relative L2 error.
+*different* images already have cosine ~0.99) and relative L2 error; and, when
+(b) covered the same images, the downstream test AUC of the library's default
+linear head trained on each (same split; tolerance 0.001).
 
 ResNet-50 and EfficientNet-B0 have no pretrained weights offline, so they run
 with seeded random weights whose batch-norm statistics are calibrated on 64
@@ -43,6 +45,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,10 +60,11 @@ from _common import (
     print_table,
 )
 from PIL import Image
+from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from cactus_features import extract_features
+from cactus_features import extract_features, train_head
 from cactus_features.backbones.frozen import build_backbone
 from cactus_features.backbones.registry import (
     IMAGENET_MEAN,
@@ -71,6 +75,7 @@ from cactus_features.backbones.registry import (
 from cactus_features.backbones.weights import load_weights
 from cactus_features.data.readers import IMAGE_SUFFIXES
 from cactus_features.extract.pipeline import default_batch_size
+from cactus_features.features import FeatureSet
 
 PRETRAINED_OFFLINE = {"efficientnet_lite0"}
 
@@ -201,6 +206,18 @@ def parity(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     }
 
 
+def downstream_test_auc(fs: FeatureSet, embeddings: np.ndarray) -> float:
+    """Test AUC of the library's default linear head (500 epochs) on ``embeddings``.
+
+    The rows are ``fs``'s (same ids, labels and split), so two embedding sets of
+    the same images are scored on exactly the same test images.
+    """
+    other = replace(fs, path=None, _embeddings=np.asarray(embeddings, dtype=np.float32))
+    pred = train_head(other, save=False).predictions
+    test = pred.split == 2
+    return float(roc_auc_score(pred.label[test], pred.score[test]))
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -316,6 +333,11 @@ def _measure(args, img_dir, csv_path, work, peak, rows, details, t_start) -> Non
                 par = parity(emb_a[order], emb_b)
                 b_rate = len(ids_b) / b_s
                 row += [f"{b_rate:.1f}", f"{a_e2e / b_rate:.2f}x"]
+                if len(ids_b) == n_img and (fs.split == 2).sum() >= 20:
+                    emb_b_in_a_order = np.empty_like(emb_b)
+                    emb_b_in_a_order[order] = emb_b
+                    par["auc_a"] = downstream_test_auc(fs, emb_a)
+                    par["auc_b"] = downstream_test_auc(fs, emb_b_in_a_order)
                 detail["parity"] = par
                 if res != 32:  # the images are 32 px: only then is there a resize
                     ids_p, emb_p = run_naive(
@@ -392,6 +414,12 @@ def _report(args, peak, rows, details, t_start) -> None:
                 f"zero embeddings {p['zero_rows']} (different images: cosine "
                 f"{p['other_image_cos']:.3f}, centred {p['other_image_cos_centered']:.3f})"
             )
+            if "auc_a" in p:
+                print(
+                    f"    downstream: linear head (500 epochs, same split), test AUC (a) "
+                    f"{p['auc_a']:.4f}, (b) {p['auc_b']:.4f}, |difference| "
+                    f"{abs(p['auc_a'] - p['auc_b']):.4f} (tolerance 0.001)"
+                )
         pp = d.get("parity_pil")
         if pp:
             print(
