@@ -10,9 +10,12 @@ the aerial-cactus training split):
 * scikit-learn's ``LogisticRegression`` (lbfgs) and the library's L-BFGS solver;
 * the MLP head (``D -> 512 -> 128 -> 1``), timed for ``--mlp-epochs`` and
   extrapolated, with its FLOP/s against a plain matmul's measured in the same run;
-* sweeps of ``K`` linear heads trained together: seconds per head.
+* sweeps of ``K`` linear heads trained together: seconds per head;
+* the whole study (2 backbones, extract + train + compare) on the real data
+  against the report's approach of 500 epochs through the frozen backbone
+  (``bench_study.py``; skipped without the data or with ``--skip-study``).
 
-Run: ``python benchmarks/bench_head.py`` (about 1-3 minutes on 2 CPU cores).
+Run: ``python benchmarks/bench_head.py`` (about 3-5 minutes on 2 CPU cores with the study).
 """
 
 from __future__ import annotations
@@ -59,6 +62,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--device", default=None)
     p.add_argument("--lbfgs-tol", type=float, default=1e-6, help="L-BFGS tol (both solvers)")
     p.add_argument("--skip-sklearn", action="store_true")
+    p.add_argument(
+        "--skip-study",
+        action="store_true",
+        help="skip the whole-study comparison on the real data (bench_study.py)",
+    )
+    p.add_argument("--data", help="aerial-cactus folder for the study (default ../shared/...)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
 
@@ -141,6 +150,35 @@ def mlp_flops_per_epoch(n: int, n_val: int, sizes: list[tuple[int, int]]) -> flo
     grad_w = fwd
     grad_h = sum(2 * i * o for i, o in sizes[1:])  # no input gradient for the first layer
     return n * (fwd + grad_w + grad_h) + n_val * fwd
+
+
+def _study(args: argparse.Namespace) -> None:
+    """Run :mod:`bench_study` with its defaults when the aerial-cactus data is here."""
+    import logging
+    import shutil
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import DEFAULT_DATA
+    from bench_study import print_study, run_study_benchmark
+
+    root = Path(args.data or os.environ.get("CACTUS_DATA", DEFAULT_DATA))
+    if not (root / "train").is_dir() or not (root / "train.csv").is_file():
+        print(f"\n[study] skipped: no aerial-cactus data at {root} (pass --data DIR)")
+        return
+    logging.getLogger("cactus_features").setLevel(logging.ERROR)
+    work = Path(tempfile.mkdtemp(prefix="bench_study_"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            backbones = ["efficientnet_lite0@64", "resnet50@64"]
+            t = run_study_benchmark(
+                root / "train", root / "train.csv", backbones,
+                limit=None, naive_images=512, epochs=args.epochs, work=work,
+            )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print_study(t, args.epochs, 512)
 
 
 def main() -> None:
@@ -265,6 +303,10 @@ def main() -> None:
                 f"{fit.seconds * scale / k:.3f} s/head at {E} epochs "
                 f"({fit.seconds * scale:.1f} s for all {k}; {fit.kernel or fit.engine} kernel)"
             )
+    # 6. the whole study against the report's approach (needs the real data)
+    if not args.skip_study:
+        _study(args)
+
     print(
         f"\ntotal benchmark time {time.perf_counter() - t0:.0f} s; "
         f"load average at end {os.getloadavg()[0]:.2f}"
