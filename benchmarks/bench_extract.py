@@ -30,7 +30,7 @@ pipelines); plain random init gives EfficientNet-B0 embeddings of ~1e-15, which
 would make any parity check meaningless. EfficientNet-Lite0 uses its packaged
 ImageNet weights.
 
-Run ``python benchmarks/bench_extract.py`` (about 8 minutes on 2 cores);
+Run ``python benchmarks/bench_extract.py`` (about 12 minutes on 2 cores);
 ``--full`` uses all 17,500 images at every resolution.
 """
 
@@ -227,7 +227,7 @@ def main() -> None:
     ap.add_argument("--backbones", default="resnet50,efficientnet_b0,efficientnet_lite0")
     ap.add_argument("--resolutions", default="32,224")
     ap.add_argument("--n32", type=int, default=17500, help="images at resolutions <= 64")
-    ap.add_argument("--n224", type=int, default=256, help="images at larger resolutions")
+    ap.add_argument("--n224", type=int, default=768, help="images at larger resolutions")
     ap.add_argument("--repeats", type=int, default=2, help="timing = best of this many runs")
     ap.add_argument("--precision", default=None, help="pass to (a) instead of its default")
     ap.add_argument(

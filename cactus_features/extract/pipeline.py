@@ -112,20 +112,27 @@ def _stack(images: list[np.ndarray], sel: list[int], pin: bool) -> torch.Tensor:
 _CPU_POOL: ContextVar[ThreadPoolExecutor | None] = ContextVar("cpu_batch_pool", default=None)
 
 
+CPU_BATCH_PIXELS = 1 << 18
+"""Input pixels per CPU batch (per image side squared, times the batch size)."""
+
+
 def default_batch_size(device: torch.device | str, resolution: int) -> int:
     """Images per forward pass when none is given.
 
-    CUDA: 256. CPU, measured on this project's 2-core CPU (2 batches side by
-    side, fp32, channels-last): at 32 px 256 beats 64 by ~20 % (ResNet-50 955 vs
-    791 img/s, EfficientNet-B0 4013 vs 3256, Lite0 5606 vs 4620; 512 is slower
-    again); at 224 px small batches stay in cache (Lite0 94 img/s at 32, 84 at
-    64, 43 at 128; ResNet-50 19.1 / 18.8 / 18.1 at 16 / 32 / 64).
+    CUDA: 256. CPU: the largest power of two with at most :data:`CPU_BATCH_PIXELS`
+    input pixels, between 8 and 256 (32 px: 256, 64 px: 64, 128 px: 16, 224 px:
+    8), so a batch's activations stay in the caches. Measured on this project's
+    2-core CPU (2 batches side by side, fp32, channels-last, model stage, img/s):
+    at 32 px 256 beats 64 by ~20 % (ResNet-50 955 vs 791, EfficientNet-B0 4013
+    vs 3256, Lite0 5606 vs 4620); at 64 px 64 beats 256 (ResNet-50 259 vs 230,
+    B0 1352 vs 880, Lite0 1907 vs 1265); at 128 px 16 beats 64 (B0 359 vs 248,
+    Lite0 501 vs 290); at 224 px 8 or 16 beat 32 (B0 95 / 89 / 75, Lite0 112 /
+    115 / 99, ResNet-50 21.2 / 20.7 / 19.4).
     """
     if torch.device(device).type != "cpu":
         return 256
-    if resolution <= 64:
-        return 256
-    return 64 if resolution <= 128 else 32
+    fits = max(1, CPU_BATCH_PIXELS // max(1, resolution * resolution))
+    return min(256, max(8, 1 << (fits.bit_length() - 1)))
 
 
 MAX_CPU_BATCH_WORKERS = 4
