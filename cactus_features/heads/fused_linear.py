@@ -1,32 +1,29 @@
 """The fast path: full-batch linear heads on the CPU.
 
-Up to :data:`NATIVE_MAX_HEADS` heads (:func:`~cactus_features.heads.train_head`,
-small sweeps) run the native one-pass kernel of :mod:`~cactus_features.heads.kernels`
-on each worker thread's shard of rows; a head of such a stack trains bit for bit
-like a lone head. Larger stacks are compute-bound enough for BLAS: they run the
-PyTorch chunk loop below.
+Training a linear head is memory-bound: each epoch needs ``z = X w + b`` and the
+gradient ``X.T r`` with ``r = sample_weight * (sigmoid(z) - y)``: naively two
+reads of ``X`` (100 MB for 12,250 x 2,048 floats). :class:`FusedLinearEngine`
+splits the rows into one contiguous shard per worker thread, each with its own
+gradient accumulator; the partial gradients are summed in a fixed order, so
+results are deterministic. Shards are walked forwards and backwards on alternate
+epochs, so the rows read last (still in the L3 cache) are read first. No
+autograd, preallocated buffers, Adam in place. A shard's pass is one of:
 
-PyTorch chunk loop. Training a linear head is memory-bound: each epoch needs ``z = X w + b`` and the
-gradient ``X.T r`` with ``r = sample_weight * (sigmoid(z) - y)``, i.e. two reads
-of ``X`` (100 MB for 12,250 x 2,048 floats). Here both happen *per chunk of rows*
-while the chunk is still in cache, so ``X`` streams from memory once per epoch.
-
-Three PyTorch calls per chunk, on views sliced once: rows are grouped in runs of
-equal label and weight, so within a chunk ``sw`` and ``y`` are constants. For
-label 1 the chunk computes ``-z`` (``addmm`` with ``alpha = beta = -1``), because
-``sigmoid(z) - 1 = -sigmoid(-z)``; so for every chunk ``q = sigmoid(s * z)``
-(``s = +1`` for label 0, ``-1`` for label 1) and ``g += (s * sw) X_c.T q``::
+* :class:`NativeRows` (up to :data:`NATIVE_MAX_HEADS` heads: ``train_head``,
+  small sweeps): the one-pass kernel of :mod:`~cactus_features.heads.kernels`;
+  ``X`` streams from memory once per epoch, and a head of a stack trains bit for
+  bit like a lone head.
+* :class:`TorchChunks` (larger stacks, which are compute-bound enough for BLAS):
+  three PyTorch calls per chunk of rows, the second product re-reading the chunk
+  from cache. Rows are grouped in runs of equal label and weight, so within a
+  chunk ``sw`` and ``y`` are constants. For label 1 the chunk computes ``-z``
+  (``addmm`` with ``alpha = beta = -1``), because ``sigmoid(z) - 1 = -sigmoid(-z)``;
+  so for every chunk ``q = sigmoid(s * z)`` (``s = +1`` for label 0, ``-1`` for
+  label 1) and ``g += (s * sw) X_c.T q``::
 
     for each chunk c:  z~_c = s (X_c w + b);  q_c = sigmoid(z~_c);  g += s sw X_c.T q_c
 
-The loss is ``sum sw * softplus(z~)`` and the bias gradient ``sum s sw q``.
-
-Rows are split into one contiguous shard per worker thread (PyTorch's CPU
-matrix-vector product is single-threaded, and its kernels release the GIL), each
-with its own gradient accumulator; the partial gradients are summed in a fixed
-order, so results are deterministic. Shards are walked forwards and backwards on
-alternate epochs so the rows read last (still in the L3 cache) are read first.
-No autograd, preallocated buffers, Adam in place.
+  The loss is ``sum sw * softplus(z~)`` and the bias gradient ``sum s sw q``.
 """
 
 from __future__ import annotations
@@ -35,6 +32,7 @@ import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -116,6 +114,131 @@ def pick_kernel(kernel: str, heads: int) -> str:
     return kernel
 
 
+@dataclass
+class Rows:
+    """The training rows as the engine holds them (ordered by label and weight).
+
+    Attributes:
+        x: ``[N, D]`` float32 inputs.
+        sign: ``[N, 1]``: ``+1`` for label 0, ``-1`` for label 1.
+        sw: ``[N, 1]`` sample weights summing to 1.
+        signed_sw: ``sign * sw``.
+        runs: ``[start, stop)`` of each run of equal label and weight.
+        bounds: Row boundaries of the worker threads' shards.
+        x_val: ``[Nv, D]`` validation inputs.
+        val_bounds: Row boundaries of the threads' validation shards.
+    """
+
+    x: torch.Tensor
+    sign: torch.Tensor
+    sw: torch.Tensor
+    signed_sw: torch.Tensor
+    runs: list[tuple[int, int]]
+    bounds: list[int]
+    x_val: torch.Tensor
+    val_bounds: list[int]
+
+
+@dataclass
+class Buffers:
+    """What a pass writes (preallocated, shared by the threads, each in its rows).
+
+    Attributes:
+        z: ``[N, K]`` signed training logits ``sign * (x w + b)``.
+        z_val: ``[Nv, K]`` validation logits.
+        g_parts: ``[threads, K, D]`` each shard's weight gradient.
+    """
+
+    z: torch.Tensor
+    z_val: torch.Tensor
+    g_parts: torch.Tensor
+
+
+class TorchChunks:
+    """A shard's pass as PyTorch calls on chunks of rows (see the module docstring)."""
+
+    def __init__(self, rows: Rows, out: Buffers, params: list[torch.Tensor], chunk_rows: int):
+        k, d = params[0].shape[0], rows.x.shape[1]
+        self.rows, self.out = rows, out
+        self.w_t = params[0].view(k, d).T  # [D, K] view of the weights
+        self.b = params[1].view(k)
+        self.q = torch.empty_like(out.z)  # sigmoid(s * logits)
+        sign, ssw = rows.sign, rows.signed_sw
+        # per shard: (x chunk, z chunk, q chunk, sign, signed weight) views, sliced once
+        self.train_chunks = [
+            [
+                (rows.x[a:e], out.z[a:e], self.q[a:e], float(sign[a]), float(ssw[a]))
+                for a, e in shard
+            ]
+            for shard in _chunks(rows.runs, rows.bounds, chunk_rows)
+        ]
+        nv = rows.x_val.shape[0]
+        self.val_chunks = [
+            [(rows.x_val[a:e], out.z_val[a:e]) for a, e in shard]
+            for shard in _chunks([(0, nv)], rows.val_bounds, chunk_rows)
+        ]
+
+    def train(self, t: int, reverse: bool) -> None:
+        """Shard ``t``'s logits and gradient (into ``out``)."""
+        g = self.out.g_parts[t]
+        g.zero_()
+        chunks = self.train_chunks[t]
+        for xc, zc, qc, s, alpha in reversed(chunks) if reverse else chunks:
+            torch.addmm(self.b, xc, self.w_t, beta=s, alpha=s, out=zc)
+            torch.sigmoid(zc, out=qc)
+            g.addmm_(qc.T, xc, alpha=alpha)
+
+    def val(self, t: int) -> None:
+        """Shard ``t``'s validation logits."""
+        for xc, zc in self.val_chunks[t]:
+            torch.addmm(self.b, xc, self.w_t, out=zc)
+
+    def bias_grad_and_loss(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bias gradient ``[K]`` and weighted training loss ``[K]`` of the pass."""
+        grad_b = self.q.mul(self.rows.signed_sw).sum(0)
+        return grad_b, F.softplus(self.out.z).mul_(self.rows.sw).sum(0)
+
+
+class NativeRows:
+    """A shard's pass as one call of the compiled one-pass kernel."""
+
+    def __init__(self, rows: Rows, out: Buffers, params: list[torch.Tensor]):
+        k = params[0].shape[0]
+        threads = out.g_parts.shape[0]
+        xs = rows.x.to(torch.float32).contiguous().numpy()
+        sign, cw = rows.sign.reshape(-1).numpy(), rows.signed_sw.reshape(-1).numpy()
+        sw, z = rows.sw.reshape(-1).numpy(), out.z.numpy()
+        # the live parameters (Adam updates them in place), as NumPy views
+        self.w = params[0].view(k, -1).numpy()
+        self.b = params[1].view(k).numpy()
+        self.g = out.g_parts.numpy()
+        self.shards = [
+            (xs[a:e], sign[a:e], cw[a:e], sw[a:e], z[a:e])
+            for a, e in itertools.pairwise(rows.bounds)
+        ]
+        xv, zv = rows.x_val.to(torch.float32).contiguous().numpy(), out.z_val.numpy()
+        self.val_shards = [(xv[a:e], zv[a:e]) for a, e in itertools.pairwise(rows.val_bounds)]
+        # per shard: weighted loss and bias gradient of each head
+        self.loss_parts = np.zeros((threads, k))
+        self.grad_b_parts = np.zeros((threads, k))
+
+    def train(self, t: int, reverse: bool) -> None:
+        """Shard ``t``'s logits, gradient, loss and bias gradient."""
+        xs, sign, cw, sw, z = self.shards[t]
+        loss, grad_b = self.loss_parts[t], self.grad_b_parts[t]
+        kernels.linear_epoch(xs, self.w, self.b, sign, cw, sw, z, self.g[t], loss, grad_b, reverse)
+
+    def val(self, t: int) -> None:
+        """Shard ``t``'s validation logits."""
+        xv, zv = self.val_shards[t]
+        kernels.linear_logits(xv, self.w, self.b, zv)
+
+    def bias_grad_and_loss(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bias gradient ``[K]`` and weighted training loss ``[K]`` (shards summed in order)."""
+        grad_b = torch.from_numpy(self.grad_b_parts.sum(0)).to(torch.float32)
+        return grad_b, torch.from_numpy(self.loss_parts.sum(0))
+
+
 class FusedLinearEngine:
     """Full-batch training of ``K`` linear heads on the CPU.
 
@@ -129,7 +252,7 @@ class FusedLinearEngine:
         optimizer: Adam over ``params``.
         threads: Worker threads (default: PyTorch's intra-op thread count; read it
             before entering :func:`single_threaded_ops`).
-        chunk_rows: Rows per chunk of the torch loop (default: about
+        chunk_rows: Rows per chunk of :class:`TorchChunks` (default: about
             :data:`CHUNK_BYTES` of ``x``).
         kernel: One of :data:`KERNELS` (see :func:`pick_kernel`).
     """
@@ -156,61 +279,30 @@ class FusedLinearEngine:
             x, y, sw, key = x[order], y[order], sw[order], key[order]
         self.k, self.params, self.opt = k, params, optimizer
         self.threads = max(1, min(threads or torch.get_num_threads(), max(1, n // 64)))
-        rows = chunk_rows or max(16, CHUNK_BYTES // (4 * d))
-        bounds = [round(i * n / self.threads) for i in range(self.threads + 1)]
-        self.w_t = params[0].view(k, d).T  # [D, K] view of the weights
-        self.b = params[1].view(k)
-        self.sign = (1.0 - 2.0 * y).reshape(n, 1)
-        self.sw = sw.reshape(n, 1)
-        self.signed_sw = self.sign * self.sw
-        self.z = torch.empty(n, k)  # s * logits
-        self.q = torch.empty(n, k)  # sigmoid(s * logits)
-        self.g_parts = torch.empty(self.threads, k, d)
+        nv = x_val.shape[0]
+        sign = (1.0 - 2.0 * y).reshape(n, 1)
+        rows = Rows(
+            x=x,
+            sign=sign,
+            sw=sw.reshape(n, 1),
+            signed_sw=sign * sw.reshape(n, 1),
+            runs=_runs(key),
+            bounds=[round(i * n / self.threads) for i in range(self.threads + 1)],
+            x_val=x_val,
+            val_bounds=[round(i * nv / self.threads) for i in range(self.threads + 1)],
+        )
+        self.out = Buffers(torch.empty(n, k), torch.empty(nv, k), torch.empty(self.threads, k, d))
         self.g_w = torch.empty(k, 1, d)
         self.g_b = torch.empty(k, 1)
-        # per shard: (x chunk, z chunk, q chunk, sign, signed weight) views, sliced once
-        self.train_chunks = [
-            [
-                (x[a:e], self.z[a:e], self.q[a:e], float(self.sign[a]), float(self.signed_sw[a]))
-                for a, e in shard
-            ]
-            for shard in _chunks(_runs(key), bounds, rows)
-        ]
-        nv = x_val.shape[0]
-        self.z_val = torch.empty(nv, k)
-        vbounds = [round(i * nv / self.threads) for i in range(self.threads + 1)]
-        self.val_chunks = [
-            [(x_val[a:e], self.z_val[a:e]) for a, e in shard]
-            for shard in _chunks([(0, nv)], vbounds, rows)
-        ]
-        if self.kernel == "native":
-            self._native_views(x, x_val, bounds, vbounds)
+        self.shard_pass: NativeRows | TorchChunks = (
+            NativeRows(rows, self.out, params)
+            if self.kernel == "native"
+            else TorchChunks(rows, self.out, params, chunk_rows or max(16, CHUNK_BYTES // (4 * d)))
+        )
         # the calling thread works shard 0; the pool the others
         self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
         self._epoch = 0
         self._loss = torch.zeros(k)
-
-    def _native_views(
-        self, x: torch.Tensor, x_val: torch.Tensor, bounds: list[int], vbounds: list[int]
-    ) -> None:
-        """Per-thread NumPy views (shared memory) for the native kernel."""
-        xs = x.to(torch.float32).contiguous().numpy()
-        sign = self.sign.reshape(-1).numpy()
-        cw = self.signed_sw.reshape(-1).numpy()
-        sw = self.sw.reshape(-1).numpy()
-        z = self.z.numpy()
-        # the live parameters (Adam updates them in place)
-        self._w = self.params[0].view(self.k, -1).numpy()
-        self._b = self.b.numpy()
-        self._g = self.g_parts.numpy()
-        self._shards = [
-            (xs[a:e], sign[a:e], cw[a:e], sw[a:e], z[a:e]) for a, e in itertools.pairwise(bounds)
-        ]
-        xv, zv = x_val.to(torch.float32).contiguous().numpy(), self.z_val.numpy()
-        self._val_shards = [(xv[a:e], zv[a:e]) for a, e in itertools.pairwise(vbounds)]
-        # per shard: weighted loss and bias gradient of each head
-        self._loss_parts = np.zeros((self.threads, self.k))
-        self._gb_parts = np.zeros((self.threads, self.k))
 
     def close(self) -> None:
         """Stop the worker threads."""
@@ -236,50 +328,22 @@ class FusedLinearEngine:
         training rows read last in one pass are read first in the next, with no
         validation rows streamed in between to evict them from the cache.
         """
-        w_t, b, g = self.w_t, self.b, self.g_parts[t]
         odd = self._epoch % 2 == 1
         if not odd:
-            self._val_shard(t)
-        if self.kernel == "native":
-            xs, sign, cw, sw, z = self._shards[t]
-            loss, grad_b = self._loss_parts[t], self._gb_parts[t]
-            kernels.linear_epoch(
-                xs, self._w, self._b, sign, cw, sw, z, self._g[t], loss, grad_b, odd
-            )
-            if odd:
-                self._val_shard(t)
-            return
-        g.zero_()
-        chunks = self.train_chunks[t]
-        for xc, zc, qc, s, alpha in reversed(chunks) if odd else chunks:
-            torch.addmm(b, xc, w_t, beta=s, alpha=s, out=zc)
-            torch.sigmoid(zc, out=qc)
-            g.addmm_(qc.T, xc, alpha=alpha)
+            self.shard_pass.val(t)
+        self.shard_pass.train(t, reverse=odd)
         if odd:
-            self._val_shard(t)
-
-    def _val_shard(self, t: int) -> None:
-        if self.kernel == "native":
-            xv, zv = self._val_shards[t]
-            kernels.linear_logits(xv, self._w, self._b, zv)
-            return
-        for xc, zc in self.val_chunks[t]:
-            torch.addmm(self.b, xc, self.w_t, out=zc)
+            self.shard_pass.val(t)
 
     def begin_epoch(self) -> torch.Tensor:
         """Gradient and training loss (kept) and validation logits ``[K, Nv]``, at the
         current weights, in one pass over the data."""
         self._run(self._pass_shard)
         self._epoch += 1
-        torch.sum(self.g_parts, dim=0, out=self.g_w.view(self.k, -1))
-        if self.kernel == "native":
-            # fixed order: shard 0, 1, ...
-            self.g_b.view(self.k).copy_(torch.from_numpy(self._gb_parts.sum(0)))
-            self._loss = torch.from_numpy(self._loss_parts.sum(0))
-            return self.z_val.T
-        torch.sum(self.q.mul(self.signed_sw), dim=0, out=self.g_b.view(self.k))
-        self._loss = F.softplus(self.z).mul_(self.sw).sum(0)
-        return self.z_val.T
+        torch.sum(self.out.g_parts, dim=0, out=self.g_w.view(self.k, -1))
+        grad_b, self._loss = self.shard_pass.bias_grad_and_loss()
+        self.g_b.view(self.k).copy_(grad_b)
+        return self.out.z_val.T
 
     def finish_epoch(self) -> torch.Tensor:
         """Apply the Adam step; returns the training loss ``[K]`` it was computed at."""
@@ -288,5 +352,5 @@ class FusedLinearEngine:
 
     def val_logits(self) -> torch.Tensor:
         """Validation logits ``[K, Nv]`` of the current weights."""
-        self._run(self._val_shard)
-        return self.z_val.T
+        self._run(self.shard_pass.val)
+        return self.out.z_val.T
