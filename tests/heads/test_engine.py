@@ -211,3 +211,15 @@ def test_selection_tracks_the_best_validation_epoch() -> None:
         data, layer_sizes(D, (16,)), [3e-2], [0.0], [0], epochs=60, select="val_loss"
     )
     assert by_loss.best_epoch[0] == int(np.argmin(by_loss.history["val_loss"][:, 0])) + 1
+
+
+def test_without_numba_the_torch_kernel_trains(monkeypatch) -> None:
+    from cactus_features.heads import kernels
+
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    data = make_data()
+    fit = fit_stacked(data, layer_sizes(D, ()), [1e-2], [1e-3], [4], epochs=40, select="last")
+    assert (fit.engine, fit.kernel) == ("fused", "torch")
+    assert_close(fit.last, (), reference(data, (), lr=1e-2, wd=1e-3, seed=4, epochs=40))
+    with pytest.raises(ValueError, match="needs numba"):
+        fit_stacked(data, layer_sizes(D, ()), [1e-2], [0.0], [0], epochs=1, kernel="native")
