@@ -8,7 +8,8 @@ single head with those settings (up to float rounding: a batched matmul may sum
 in another order).
 
 Engines: full-batch linear heads on the CPU use
-:class:`~cactus_features.heads.fused_linear.FusedLinearEngine`; everything else
+:class:`~cactus_features.heads.fused_linear.FusedLinearEngine` (a single head's
+validation loss and AUC are then computed by a compiled kernel too); everything else
 (MLPs, mini-batches, GPU) uses :class:`GenericEngine`. Everything stays on the
 device: curves and the best-so-far weights are updated with tensor ops, so the
 loop never waits for the host (except for ``progress`` reports).
@@ -243,8 +244,8 @@ def fit_stacked(
         progress: Optional report callback, called about ten times.
         engine: ``"auto"``, ``"fused"`` (CPU, full-batch linear only) or ``"generic"``.
         threads: Worker threads of the fused engine (default: PyTorch's thread count).
-        kernel: The fused engine's kernel: ``"auto"``, ``"native"`` (one head) or
-            ``"torch"`` (see :func:`~cactus_features.heads.fused_linear.pick_kernel`).
+        kernel: The fused engine's kernel: ``"auto"``, ``"native"`` or ``"torch"``
+            (see :func:`~cactus_features.heads.fused_linear.pick_kernel`).
 
     Returns:
         Selected and last weights, curves and the selected epochs.
