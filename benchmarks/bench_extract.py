@@ -235,6 +235,7 @@ def main() -> None:
         default=None,
         help="pass to (a): a number, or 'auto' for pipeline.default_batch_size(cpu, resolution)",
     )
+    ap.add_argument("--compile", action="store_true", help="pass compile=True to (a)")
     ap.add_argument("--full", action="store_true", help="all images at every resolution")
     ap.add_argument("--skip-naive", action="store_true", help="only (a) and (c)")
     args = ap.parse_args()
@@ -276,6 +277,8 @@ def _measure(args, img_dir, csv_path, work, peak, rows, details, t_start) -> Non
                 kw["batch_size"] = default_batch_size("cpu", res)
             elif args.batch_size:
                 kw["batch_size"] = int(args.batch_size)
+            if args.compile:
+                kw["compile"] = True
             runs = []
 
             def ours(kw=kw, name=name, res=res, n=n, weights=weights, wfile=wfile, runs=runs):

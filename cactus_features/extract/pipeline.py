@@ -122,7 +122,8 @@ def default_batch_size(device: torch.device | str, resolution: int) -> int:
     CUDA: 256. CPU: the largest power of two with at most :data:`CPU_BATCH_PIXELS`
     input pixels, between 8 and 256 (32 px: 256, 64 px: 64, 128 px: 16, 224 px:
     8), so a batch's activations stay in the caches. Measured on this project's
-    2-core CPU (2 batches side by side, fp32, channels-last, model stage, img/s):
+    2-core CPU (2 batches side by side, fp32, channels-last, model stage, img/s;
+    ``benchmarks/bench_extract.py --skip-naive --resolutions R --batch-size B``):
     at 32 px 256 beats 64 by ~20 % (ResNet-50 955 vs 791, EfficientNet-B0 4013
     vs 3256, Lite0 5606 vs 4620); at 64 px 64 beats 256 (ResNet-50 259 vs 230,
     B0 1352 vs 880, Lite0 1907 vs 1265); at 128 px 16 beats 64 (B0 359 vs 248,
