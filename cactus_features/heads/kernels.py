@@ -1,7 +1,8 @@
 """Native kernels of the fused linear engine (compiled by Numba, cached on disk).
 
-One training epoch of a single linear head needs, for every training row ``i``
-(with ``s_i = +1`` for label 0 and ``-1`` for label 1, ``c_i = s_i sw_i``)::
+One training epoch of a linear head needs, for every training row ``i`` (with
+``s_i = +1`` for label 0 and ``-1`` for label 1, ``c_i = s_i sw_i``; a stack of
+``K`` heads does this per head, on the same rows while they are in cache)::
 
     z~_i = s_i (x_i . w + b)        q_i = sigmoid(z~_i)
     g   += c_i q_i x_i              g_b += c_i q_i      loss += sw_i softplus(z~_i)
