@@ -293,10 +293,6 @@ class PartStore:
         """The whole ``[n_rows, dim]`` matrix as :class:`RowBlocks` of one chunk each."""
         return RowBlocks((self.n_rows, dim), self.iter_chunks)
 
-    def load_all(self) -> np.ndarray:
-        """Concatenate every chunk in order (all must exist)."""
-        return np.concatenate(list(self.iter_chunks()))
-
     def discard(self, index: int) -> None:
         """Delete one chunk file (e.g. one holding non-finite values)."""
         self._chunk_file(index).unlink(missing_ok=True)
