@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -117,10 +117,8 @@ def run_study_benchmark(
     work: Path,
 ) -> StudyTimes:
     """Time our study and measure + extrapolate the report's approach."""
-    requests = []
-    for text in backbones:
-        req = BackboneRequest.parse(text)
-        requests.append(BackboneRequest.parse(text, weights=study_weights(req.name)))
+    parsed = [BackboneRequest.parse(text) for text in backbones]
+    requests = [replace(req, weights=study_weights(req.name)) for req in parsed]
     t0 = time.perf_counter()
     fss = extract_features(
         img_dir, requests, labels=csv_path, limit=limit, cache_dir=work / "cache", quiet=True

@@ -100,6 +100,9 @@ class GenericEngine:
         generators: One generator per head (mini-batch order).
     """
 
+    kernel = ""
+    """No kernel choice (the fused engine's ``native`` or ``torch``)."""
+
     def __init__(
         self,
         data: SplitTensors,
@@ -281,8 +284,7 @@ def fit_stacked(
         else:
             net = StackedNet(params, dropout, gens if dropout > 0 else None)
             eng = GenericEngine(data, net, opt, batch_size, gens)
-        native_val = k == 1 and getattr(eng, "kernel", "") == "native"
-        val_metrics = _val_metrics(data, native=native_val)
+        val_metrics = _val_metrics(data, native=k == 1 and eng.kernel == "native")
         tracker = _BestTracker(params, select)
         nan = torch.full((k,), torch.nan, dtype=torch.float64, device=dev)
 
@@ -322,7 +324,7 @@ def fit_stacked(
         best_val_loss=tracker.loss.cpu().numpy(),
         seconds=seconds,
         engine="fused" if use_fused else "generic",
-        kernel=eng.kernel if isinstance(eng, FusedLinearEngine) else "",
+        kernel=eng.kernel,
     )
 
 

@@ -86,7 +86,8 @@ def _chunks(
 
 
 MAX_RUNS = 64
-"""More runs of equal (label, weight) than this: the engine trains on a sorted copy."""
+"""More runs of equal (label, weight) than this: the torch loop trains on a sorted copy
+(the native kernel takes each row's label and weight as they come)."""
 
 KERNELS = ("auto", "native", "torch")
 """``native``: the one-pass kernel; ``torch``: the chunk loop; ``auto``: native up to
@@ -243,8 +244,9 @@ class FusedLinearEngine:
     """Full-batch training of ``K`` linear heads on the CPU.
 
     Args:
-        x: Training inputs ``[N, D]`` (float32, contiguous); best ordered by label
-            (as :meth:`PreparedData.tensors` does), otherwise a sorted copy is made.
+        x: Training inputs ``[N, D]`` (float32, contiguous); for the torch loop best
+            ordered by label (as :meth:`PreparedData.tensors` does), otherwise it
+            makes a sorted copy.
         y: Training targets ``[N]`` in ``{0, 1}``.
         weight: Per-sample (class) weights ``[N]``; normalised here to sum to 1.
         x_val: Validation inputs ``[Nv, D]``.
@@ -274,9 +276,11 @@ class FusedLinearEngine:
         self.kernel = pick_kernel(kernel, k)
         sw = (weight / weight.sum()).to(torch.float32)
         key = y.to(torch.float64) * 4.0 + sw.to(torch.float64)  # y in {0, 1}, sw <= 1
-        if len(_runs(key)) > MAX_RUNS:
+        runs = _runs(key)
+        if self.kernel == "torch" and len(runs) > MAX_RUNS:
             order = torch.argsort(key, stable=True)
-            x, y, sw, key = x[order], y[order], sw[order], key[order]
+            x, y, sw = x[order], y[order], sw[order]
+            runs = _runs(key[order])
         self.k, self.params, self.opt = k, params, optimizer
         self.threads = max(1, min(threads or torch.get_num_threads(), max(1, n // 64)))
         nv = x_val.shape[0]
@@ -286,7 +290,7 @@ class FusedLinearEngine:
             sign=sign,
             sw=sw.reshape(n, 1),
             signed_sw=sign * sw.reshape(n, 1),
-            runs=_runs(key),
+            runs=runs,
             bounds=[round(i * n / self.threads) for i in range(self.threads + 1)],
             x_val=x_val,
             val_bounds=[round(i * nv / self.threads) for i in range(self.threads + 1)],
