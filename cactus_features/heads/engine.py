@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cactus_features.heads import kernels
 from cactus_features.heads.adam import StackedAdam
-from cactus_features.heads.auc import roc_auc
 from cactus_features.heads.fused_linear import FusedLinearEngine, single_threaded_ops
 from cactus_features.heads.models import init_stacked
+from cactus_features.heads.snapshots import SnapshotWindow, window_epochs
 from cactus_features.heads.stacked import StackedNet, weighted_bce
+from cactus_features.heads.val_scoring import make_scorer
 
 Progress = Callable[[int, dict[str, float]], None]
 """Called as ``progress(epoch, {"train_loss", "val_loss", "val_auc"})`` for head 0."""
@@ -115,25 +115,16 @@ class GenericEngine:
         self.batch_size = batch_size
         self.generators = list(generators)
         self.sw = data.w_train / data.w_train.sum()
-        self._loss = torch.zeros(net.k, device=data.device)
-        self._grads: list[torch.Tensor] = []
 
-    def begin_epoch(self) -> torch.Tensor:
-        """Validation logits ``[K, Nv]`` at the current weights (full batch: also the
-        gradient, kept for :meth:`finish_epoch`)."""
+    def step(self) -> torch.Tensor:
+        """One epoch of Adam steps; returns its weighted training loss ``[K]`` (full
+        batch: at the weights before the step)."""
         d = self.data
         if self.batch_size is None:
             logits = self.net.forward(d.x_train, train=True)
-            self._loss, dlogits = weighted_bce(logits, d.y_train, self.sw)
-            self._grads = self.net.backward(dlogits)
-        return self.val_logits()
-
-    def finish_epoch(self) -> torch.Tensor:
-        """The epoch's Adam step(s); returns its weighted training loss ``[K]``."""
-        d = self.data
-        if self.batch_size is None:
-            self.opt.step(self._grads)
-            return self._loss
+            loss, dlogits = weighted_bce(logits, d.y_train, self.sw)
+            self.opt.step(self.net.backward(dlogits))
+            return loss
         n = d.x_train.shape[0]
         perms = torch.stack(
             [torch.randperm(n, generator=g, device=d.device) for g in self.generators]
@@ -183,28 +174,6 @@ class _BestTracker:
         if self.select != "last":
             for b, p in zip(self.best, params, strict=True):
                 b.copy_(torch.where(better.view(-1, *[1] * (p.dim() - 1)), p, b))
-
-
-def _val_metrics(
-    data: SplitTensors, native: bool
-) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """``metrics(logits [K, Nv]) -> (val loss [K], val AUC [K])`` (float64).
-
-    ``native``: one head on the CPU, scored by the compiled
-    :func:`~cactus_features.heads.kernels.val_metrics` (a few torch calls cost
-    more than the whole computation); otherwise batched torch ops on the device.
-    """
-    pos = data.y_val > 0.5
-    swv = data.w_val / data.w_val.sum() if len(data.w_val) else data.w_val
-    if not native:
-        return lambda z: (weighted_bce(z, data.y_val, swv)[0].to(torch.float64), roc_auc(z, pos))
-    pos_np, sw_np = pos.numpy(), swv.to(torch.float64).numpy()
-
-    def metrics(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        loss, auc = kernels.val_metrics(z.reshape(-1).numpy(), pos_np, sw_np)
-        return torch.tensor([loss], dtype=torch.float64), torch.tensor([auc], dtype=torch.float64)
-
-    return metrics
 
 
 def train_generators(seeds: Sequence[int], device: torch.device) -> list[torch.Generator]:
@@ -284,31 +253,58 @@ def fit_stacked(
         else:
             net = StackedNet(params, dropout, gens if dropout > 0 else None)
             eng = GenericEngine(data, net, opt, batch_size, gens)
-        val_metrics = _val_metrics(data, native=k == 1 and eng.kernel == "native")
+        fused = isinstance(eng, FusedLinearEngine)
+        score = make_scorer(
+            data.y_val,
+            data.w_val,
+            k,
+            eng.parallel if fused else None,
+            eng.threads if fused else 1,
+        )
         tracker = _BestTracker(params, select)
-        nan = torch.full((k,), torch.nan, dtype=torch.float64, device=dev)
+        nan = torch.full((1, k), torch.nan, dtype=torch.float64, device=dev)
 
-        def evaluate(z: torch.Tensor, epoch: int) -> None:
-            """Record validation metrics of the current weights (those after ``epoch``)."""
-            if has_val:
-                vloss, vauc = val_metrics(z)
-                hist[1, epoch - 1] = vloss
-                hist[2, epoch - 1] = vauc
+        def evaluate(
+            z: torch.Tensor | None, first: int, m: int, snapshot: Callable[[int], list]
+        ) -> None:
+            """Record validation metrics of the weights after ``m`` consecutive epochs.
+
+            Args:
+                z: Validation logits ``[m, K, Nv]`` (``None``: no validation rows).
+                first: The first of the epochs (1-based).
+                m: How many epochs.
+                snapshot: ``snapshot(j)``: the parameters after epoch ``first + j``.
+            """
+            if z is None:
+                vloss = vauc = nan.expand(m, k)
             else:
-                vloss = vauc = nan
-            tracker.update(params, vauc, vloss, epoch)
-            if progress is not None and (epoch % every == 0 or epoch == epochs):
-                progress(epoch, {n: float(hist[i, epoch - 1, 0]) for i, n in enumerate(_NAMES)})
+                vloss, vauc = score(z)
+                hist[1, first - 1 : first - 1 + m] = vloss
+                hist[2, first - 1 : first - 1 + m] = vauc
+            for j in range(m):
+                epoch = first + j
+                tracker.update(snapshot(j), vauc[j], vloss[j], epoch)
+                if progress is not None and (epoch % every == 0 or epoch == epochs):
+                    row = {n: float(hist[i, epoch - 1, 0]) for i, n in enumerate(_NAMES)}
+                    progress(epoch, row)
 
         try:
-            # Each epoch first evaluates the current weights (the previous epoch's result)
-            # -- in the same pass as the gradient, for the fused engine -- then steps.
-            for epoch in range(1, epochs + 1):
-                z = eng.begin_epoch()
-                if epoch > 1:
-                    evaluate(z, epoch - 1)
-                hist[0, epoch - 1] = eng.finish_epoch()
-            evaluate(eng.val_logits(), epochs)
+            if fused:
+                # validation: a window of epochs' weights at a time, in one pass over the rows
+                window = SnapshotWindow(params, window_epochs(k, sizes[0][0]))
+                for epoch in range(1, epochs + 1):
+                    hist[0, epoch - 1] = eng.step()
+                    window.push(params, epoch)
+                    if window.full or epoch == epochs:
+                        m = len(window)
+                        z = eng.val_logits(*window.flat()).view(m, k, -1) if has_val else None
+                        evaluate(z, window.epochs[0], m, window.params)
+                        window.clear()
+            else:
+                for epoch in range(1, epochs + 1):
+                    hist[0, epoch - 1] = eng.step()
+                    z = eng.val_logits().unsqueeze(0) if has_val else None
+                    evaluate(z, epoch, 1, lambda _: params)
         finally:
             eng.close()
     if dev.type == "cuda":

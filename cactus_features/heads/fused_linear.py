@@ -146,12 +146,10 @@ class Buffers:
 
     Attributes:
         z: ``[N, K]`` signed training logits ``sign * (x w + b)``.
-        z_val: ``[Nv, K]`` validation logits.
         g_parts: ``[threads, K, D]`` each shard's weight gradient.
     """
 
     z: torch.Tensor
-    z_val: torch.Tensor
     g_parts: torch.Tensor
 
 
@@ -163,6 +161,7 @@ class TorchChunks:
         self.rows, self.out = rows, out
         self.w_t = params[0].view(k, d).T  # [D, K] view of the weights
         self.b = params[1].view(k)
+        self.g_w, self.g_b = torch.empty(k, 1, d), torch.empty(k, 1)
         self.q = torch.empty_like(out.z)  # sigmoid(s * logits)
         sign, ssw = rows.sign, rows.signed_sw
         # per shard: (x chunk, z chunk, q chunk, sign, signed weight) views, sliced once
@@ -174,10 +173,7 @@ class TorchChunks:
             for shard in _chunks(rows.runs, rows.bounds, chunk_rows)
         ]
         nv = rows.x_val.shape[0]
-        self.val_chunks = [
-            [(rows.x_val[a:e], out.z_val[a:e]) for a, e in shard]
-            for shard in _chunks([(0, nv)], rows.val_bounds, chunk_rows)
-        ]
+        self.val_chunks = _chunks([(0, nv)], rows.val_bounds, chunk_rows)
 
     def train(self, t: int, reverse: bool) -> None:
         """Shard ``t``'s logits and gradient (into ``out``)."""
@@ -189,23 +185,34 @@ class TorchChunks:
             torch.sigmoid(zc, out=qc)
             g.addmm_(qc.T, xc, alpha=alpha)
 
-    def val(self, t: int) -> None:
-        """Shard ``t``'s validation logits."""
-        for xc, zc in self.val_chunks[t]:
-            torch.addmm(self.b, xc, self.w_t, out=zc)
+    def val(self, t: int, w: torch.Tensor, b: torch.Tensor, z_val: torch.Tensor) -> None:
+        """Shard ``t``'s rows of ``z_val [Nv, M] = x_val w.T + b`` (``w [M, D]``, ``b [M]``)."""
+        for a, e in self.val_chunks[t]:
+            torch.addmm(b, self.rows.x_val[a:e], w.T, out=z_val[a:e])
 
-    def bias_grad_and_loss(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Bias gradient ``[K]`` and weighted training loss ``[K]`` of the pass."""
-        grad_b = self.q.mul(self.rows.signed_sw).sum(0)
-        return grad_b, F.softplus(self.out.z).mul_(self.rows.sw).sum(0)
+    def finish(self, opt: StackedAdam) -> torch.Tensor:
+        """Sum the shards' gradients (in shard order), take the Adam step; returns the
+        weighted training loss ``[K]`` of the pass."""
+        k = self.b.shape[0]
+        torch.sum(self.out.g_parts, dim=0, out=self.g_w.view(k, -1))
+        torch.sum(self.q.mul(self.rows.signed_sw), dim=0, out=self.g_b.view(k))
+        loss = F.softplus(self.out.z).mul_(self.rows.sw).sum(0)
+        opt.step([self.g_w, self.g_b])
+        return loss
 
 
 class NativeRows:
     """A shard's pass as one call of the compiled one-pass kernel."""
 
-    def __init__(self, rows: Rows, out: Buffers, params: list[torch.Tensor]):
+    def __init__(self, rows: Rows, out: Buffers, params: list[torch.Tensor], opt: StackedAdam):
         k = params[0].shape[0]
         threads = out.g_parts.shape[0]
+        # Adam's moments (NumPy views of the optimizer's buffers), learning rates, decays
+        m_w, m_b = (m.view(k, -1).numpy() for m in opt.exp_avg)
+        v_w, v_b = (v.view(k, -1).numpy() for v in opt.exp_avg_sq)
+        lr, wd = opt.lr.to(torch.float32).numpy(), opt.weight_decay.to(torch.float32).numpy()
+        self._state = (m_w, v_w, m_b.reshape(k), v_b.reshape(k), lr, wd)
+        self._hyper = np.zeros(6)
         xs = rows.x.to(torch.float32).contiguous().numpy()
         sign, cw = rows.sign.reshape(-1).numpy(), rows.signed_sw.reshape(-1).numpy()
         sw, z = rows.sw.reshape(-1).numpy(), out.z.numpy()
@@ -217,8 +224,8 @@ class NativeRows:
             (xs[a:e], sign[a:e], cw[a:e], sw[a:e], z[a:e])
             for a, e in itertools.pairwise(rows.bounds)
         ]
-        xv, zv = rows.x_val.to(torch.float32).contiguous().numpy(), out.z_val.numpy()
-        self.val_shards = [(xv[a:e], zv[a:e]) for a, e in itertools.pairwise(rows.val_bounds)]
+        xv = rows.x_val.to(torch.float32).contiguous().numpy()
+        self.val_shards = [(xv[a:e], a, e) for a, e in itertools.pairwise(rows.val_bounds)]
         # per shard: weighted loss and bias gradient of each head
         self.loss_parts = np.zeros((threads, k))
         self.grad_b_parts = np.zeros((threads, k))
@@ -229,15 +236,21 @@ class NativeRows:
         loss, grad_b = self.loss_parts[t], self.grad_b_parts[t]
         kernels.linear_epoch(xs, self.w, self.b, sign, cw, sw, z, self.g[t], loss, grad_b, reverse)
 
-    def val(self, t: int) -> None:
-        """Shard ``t``'s validation logits."""
-        xv, zv = self.val_shards[t]
-        kernels.linear_logits(xv, self.w, self.b, zv)
+    def val(self, t: int, w: torch.Tensor, b: torch.Tensor, z_val: torch.Tensor) -> None:
+        """Shard ``t``'s rows of ``z_val [Nv, M] = x_val w.T + b`` (``w [M, D]``, ``b [M]``)."""
+        xv, a, e = self.val_shards[t]
+        kernels.linear_logits(xv, w.numpy(), b.numpy(), z_val[a:e].numpy())
 
-    def bias_grad_and_loss(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Bias gradient ``[K]`` and weighted training loss ``[K]`` (shards summed in order)."""
-        grad_b = torch.from_numpy(self.grad_b_parts.sum(0)).to(torch.float32)
-        return grad_b, torch.from_numpy(self.loss_parts.sum(0))
+    def finish(self, opt: StackedAdam) -> torch.Tensor:
+        """Sum the shards' gradients (in shard order) and take the Adam step, in one
+        compiled call; returns the weighted training loss ``[K]`` of the pass."""
+        opt.step_count += 1
+        t = opt.step_count
+        hyper = self._hyper
+        b1, b2 = opt.beta1, opt.beta2
+        hyper[:] = (b2, 1.0 - b1, 1.0 - b2, opt.eps, 1.0 / (1.0 - b1**t), (1.0 - b2**t) ** 0.5)
+        kernels.adam_step(self.g, self.grad_b_parts, self.w, self.b, *self._state, hyper)
+        return torch.from_numpy(self.loss_parts.sum(0))
 
 
 class FusedLinearEngine:
@@ -295,18 +308,17 @@ class FusedLinearEngine:
             x_val=x_val,
             val_bounds=[round(i * nv / self.threads) for i in range(self.threads + 1)],
         )
-        self.out = Buffers(torch.empty(n, k), torch.empty(nv, k), torch.empty(self.threads, k, d))
-        self.g_w = torch.empty(k, 1, d)
-        self.g_b = torch.empty(k, 1)
+        self.out = Buffers(torch.empty(n, k), torch.empty(self.threads, k, d))
+        self.rows = rows
+        self._z_val = torch.empty(0)
         self.shard_pass: NativeRows | TorchChunks = (
-            NativeRows(rows, self.out, params)
+            NativeRows(rows, self.out, params, optimizer)
             if self.kernel == "native"
             else TorchChunks(rows, self.out, params, chunk_rows or max(16, CHUNK_BYTES // (4 * d)))
         )
         # the calling thread works shard 0; the pool the others
         self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
         self._epoch = 0
-        self._loss = torch.zeros(k)
 
     def close(self) -> None:
         """Stop the worker threads."""
@@ -314,7 +326,8 @@ class FusedLinearEngine:
             self._pool.shutdown()
             self._pool = None
 
-    def _run(self, fn: Callable[[int], None]) -> None:
+    def parallel(self, fn: Callable[[int], None]) -> None:
+        """Run ``fn(0), ..., fn(threads - 1)``: ``fn(0)`` here, the others on the pool."""
         if self._pool is None:
             fn(0)
             return
@@ -326,35 +339,29 @@ class FusedLinearEngine:
                 fut.result()
 
     def _pass_shard(self, t: int) -> None:
-        """Validation logits and the shard's gradient, at the current weights.
+        """The shard's gradient at the current weights; rows are walked forwards on even
+        passes and backwards on odd ones, so the rows read last in one pass (still in
+        the L3 cache) are read first in the next."""
+        self.shard_pass.train(t, reverse=self._epoch % 2 == 1)
 
-        Even passes read ``[val, train ->]``, odd passes ``[train <-, val]``: the
-        training rows read last in one pass are read first in the next, with no
-        validation rows streamed in between to evict them from the cache.
-        """
-        odd = self._epoch % 2 == 1
-        if not odd:
-            self.shard_pass.val(t)
-        self.shard_pass.train(t, reverse=odd)
-        if odd:
-            self.shard_pass.val(t)
-
-    def begin_epoch(self) -> torch.Tensor:
-        """Gradient and training loss (kept) and validation logits ``[K, Nv]``, at the
-        current weights, in one pass over the data."""
-        self._run(self._pass_shard)
+    def step(self) -> torch.Tensor:
+        """One epoch: gradient and training loss in one pass over the training rows,
+        then the Adam step. Returns the loss ``[K]`` at the weights before the step."""
+        self.parallel(self._pass_shard)
         self._epoch += 1
-        torch.sum(self.out.g_parts, dim=0, out=self.g_w.view(self.k, -1))
-        grad_b, self._loss = self.shard_pass.bias_grad_and_loss()
-        self.g_b.view(self.k).copy_(grad_b)
-        return self.out.z_val.T
+        return self.shard_pass.finish(self.opt)
 
-    def finish_epoch(self) -> torch.Tensor:
-        """Apply the Adam step; returns the training loss ``[K]`` it was computed at."""
-        self.opt.step([self.g_w, self.g_b])
-        return self._loss
+    def val_logits(self, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Validation logits ``[M, Nv]`` of ``M`` weight vectors ``w [M, D]``, ``b [M]``.
 
-    def val_logits(self) -> torch.Tensor:
-        """Validation logits ``[K, Nv]`` of the current weights."""
-        self._run(self.shard_pass.val)
-        return self.out.z_val.T
+        One pass over the validation rows for all ``M`` (for example a window of
+        epochs' snapshots of every head): each row is read once and scored against
+        weights that stay in cache, instead of once per epoch.
+        """
+        m, nv = w.shape[0], self.rows.x_val.shape[0]
+        if self._z_val.numel() < nv * m:
+            self._z_val = torch.empty(nv * m)
+        z_val = self._z_val[: nv * m].view(nv, m)
+        w, b = w.contiguous(), b.contiguous()
+        self.parallel(lambda t: self.shard_pass.val(t, w, b, z_val))
+        return z_val.T

@@ -151,18 +151,76 @@ def linear_logits(x, w, b, out):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def val_metrics(z, pos, sw):  # type: ignore[no-untyped-def]
-    """Weighted BCE and ROC AUC of one head's validation logits.
+def adam_step(g_parts, gb_parts, w, b, m_w, v_w, m_b, v_b, lr, wd, hyper):  # type: ignore[no-untyped-def]
+    """Sum the shards' gradients (in shard order) and take one Adam step, in place.
+
+    The update of ``torch.optim.Adam`` (L2 weight decay added to the gradient, no
+    AMSGrad) in float32, as :class:`~cactus_features.heads.adam.StackedAdam` does it:
+    ``m = m + (1 - beta1) (g - m)``, ``v = beta2 v + (1 - beta2) g^2``,
+    ``p -= lr / bias1 * m / (sqrt(v) / sqrt(bias2) + eps)``.
 
     Args:
-        z: ``[n]`` float32 logits.
-        pos: ``[n]`` bool, the positive rows.
-        sw: ``[n]`` sample weights summing to 1.
-
-    Returns:
-        ``(loss, auc)`` (float64); the AUC counts ties as one half (mid-ranks, as
-        :func:`~cactus_features.heads.auc.roc_auc`) and is NaN with one class only.
+        g_parts: ``[T, K, d]`` float32 weight gradients of the ``T`` shards.
+        gb_parts: ``[T, K]`` float64 bias gradients of the shards.
+        w: ``[K, d]`` float32 weights (updated).
+        b: ``[K]`` float32 biases (updated).
+        m_w: ``[K, d]`` float32 first moments of the weights (updated); ``v_w`` second.
+        m_b: ``[K]`` float32 first moments of the biases (updated); ``v_b`` second.
+        lr: ``[K]`` float32 learning rates.
+        wd: ``[K]`` float32 weight decays.
+        hyper: float64 ``[beta2, 1 - beta1, 1 - beta2, eps, 1 / bias1, sqrt(bias2)]``
+            with the step's bias corrections ``bias = 1 - beta^t`` (the differences are
+            taken in float64, as PyTorch does: ``1 - beta2`` in float32 is 1e-5 off).
     """
+    beta2, c1, c2 = np.float32(hyper[0]), np.float32(hyper[1]), np.float32(hyper[2])
+    eps, inv_bias1, bias2_sqrt = np.float32(hyper[3]), np.float32(hyper[4]), np.float32(hyper[5])
+    parts, heads, d = g_parts.shape
+    for k in range(heads):
+        gb = np.float64(0.0)
+        for t in range(parts):
+            gb += gb_parts[t, k]
+        g = np.float32(gb) + wd[k] * b[k]
+        m_b[k] += c1 * (g - m_b[k])
+        v_b[k] = beta2 * v_b[k] + c2 * g * g
+        b[k] -= inv_bias1 * (m_b[k] / (np.sqrt(v_b[k]) / bias2_sqrt + eps) * lr[k])
+        for j in range(d):
+            g = g_parts[0, k, j]
+            for t in range(1, parts):
+                g += g_parts[t, k, j]
+            g += wd[k] * w[k, j]
+            m = m_w[k, j] + c1 * (g - m_w[k, j])
+            v = beta2 * v_w[k, j] + c2 * g * g
+            m_w[k, j] = m
+            v_w[k, j] = v
+            w[k, j] -= inv_bias1 * (m / (np.sqrt(v) / bias2_sqrt + eps) * lr[k])
+
+
+@_inline
+def _sort_from(z, order):  # type: ignore[no-untyped-def]
+    """Sort ``order`` (a permutation of ``z``'s indices) by ``z``, starting from its order.
+
+    Insertion sort: linear when ``order`` is nearly sorted already (the order of the
+    previous epoch's logits, which move little from one epoch to the next). Once it has
+    shifted more than ``8 n`` entries it gives up and quicksorts from scratch.
+    """
+    n = z.shape[0]
+    budget = 8 * n
+    for i in range(1, n):
+        o = order[i]
+        v = z[o]
+        j = i - 1
+        while j >= 0 and z[order[j]] > v:
+            order[j + 1] = order[j]
+            j -= 1
+            budget -= 1
+        order[j + 1] = o
+        if budget < 0:
+            order[:] = np.argsort(z, kind="quicksort")
+            return
+
+
+@_inline
+def _metrics_sorted(z, pos, sw, order):  # type: ignore[no-untyped-def]
     n = z.shape[0]
     loss = 0.0
     n_pos = 0
@@ -173,7 +231,6 @@ def val_metrics(z, pos, sw):  # type: ignore[no-untyped-def]
     n_neg = n - n_pos
     if n_pos == 0 or n_neg == 0:
         return loss, np.nan
-    order = np.argsort(z, kind="quicksort")
     rank_sum = 0.0
     a = 0
     while a < n:  # one group of tied scores: rows order[a:e] share mid-rank (a + e + 1) / 2
@@ -186,3 +243,40 @@ def val_metrics(z, pos, sw):  # type: ignore[no-untyped-def]
         rank_sum += in_group * (a + e + 1) * 0.5
         a = e
     return loss, (rank_sum - n_pos * (n_pos + 1) * 0.5) / (n_pos * n_neg)
+
+
+@_jit
+def val_metrics(z, pos, sw):  # type: ignore[no-untyped-def]
+    """Weighted BCE and ROC AUC of one head's validation logits.
+
+    Args:
+        z: ``[n]`` float32 logits.
+        pos: ``[n]`` bool, the positive rows.
+        sw: ``[n]`` sample weights summing to 1.
+
+    Returns:
+        ``(loss, auc)`` (float64); the AUC counts ties as one half (mid-ranks, as
+        :func:`~cactus_features.heads.auc.roc_auc`) and is NaN with one class only.
+    """
+    return _metrics_sorted(z, pos, sw, np.argsort(z, kind="quicksort"))
+
+
+@_jit
+def val_metrics_seq(z, pos, sw, order, loss, auc):  # type: ignore[no-untyped-def]
+    """:func:`val_metrics` of each row of ``z [M, n]``, in row order (one head's epochs).
+
+    Each row is sorted starting from the previous row's order (``order [n]`` int64, a
+    permutation of ``range(n)``, kept by the caller from one call to the next), which
+    is nearly sorted when the rows are consecutive epochs of one head.
+
+    Args:
+        z: ``[M, n]`` float32 logits.
+        pos: ``[n]`` bool, the positive rows.
+        sw: ``[n]`` sample weights summing to 1.
+        order: ``[n]`` int64 permutation (updated: the last row's sorted order).
+        loss: ``[M]`` float64 output.
+        auc: ``[M]`` float64 output.
+    """
+    for r in range(z.shape[0]):
+        _sort_from(z[r], order)
+        loss[r], auc[r] = _metrics_sorted(z[r], pos, sw, order)

@@ -223,3 +223,43 @@ def test_without_numba_the_torch_kernel_trains(monkeypatch) -> None:
     assert_close(fit.last, (), reference(data, (), lr=1e-2, wd=1e-3, seed=4, epochs=40))
     with pytest.raises(ValueError, match="needs numba"):
         fit_stacked(data, layer_sizes(D, ()), [1e-2], [0.0], [0], epochs=1, kernel="native")
+
+
+@pytest.mark.parametrize("kernel", ["native", "torch"])
+def test_windowed_validation_scores_each_epochs_weights(kernel: str) -> None:
+    """The fused engine scores validation a window of epochs at a time (64 here, so
+    150 epochs make three windows, the last partial): the curves, the selected epoch
+    and the selected weights are those of each epoch's own weights."""
+    from cactus_features.heads.auc import roc_auc
+    from cactus_features.heads.snapshots import window_epochs
+    from cactus_features.heads.stacked import weighted_bce
+
+    if kernel == "native":
+        pytest.importorskip("numba")
+    assert window_epochs(2, D) == 64
+    data = make_data()
+    sizes, lrs, seeds = layer_sizes(D, ()), [3e-2, 1e-2], [0, 1]
+    reports: list[int] = []
+    fit = fit_stacked(
+        data, sizes, lrs, [0.0, 0.0], seeds, epochs=150, kernel=kernel,
+        progress=lambda epoch, _: reports.append(epoch),
+    )  # fmt: skip
+    assert reports == [15 * i for i in range(1, 11)]
+    sw = data.w_val / data.w_val.sum()
+    for epoch in (1, 63, 64, 65, 128, 129, 150):
+        again = fit_stacked(
+            data, sizes, lrs, [0.0, 0.0], seeds, epochs=epoch, kernel=kernel, select="last"
+        )
+        w, b = again.last
+        z = (data.x_val @ w[:, 0].T + b[:, 0]).T
+        auc = roc_auc(z, data.y_val > 0.5).numpy()
+        loss = weighted_bce(z, data.y_val, sw)[0].numpy()
+        np.testing.assert_allclose(fit.history["val_auc"][epoch - 1], auc, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(fit.history["val_loss"][epoch - 1], loss, rtol=1e-5)
+    for k in range(2):
+        again = fit_stacked(
+            data, sizes, lrs, [0.0, 0.0], seeds, epochs=int(fit.best_epoch[k]), kernel=kernel,
+            select="last",
+        )  # fmt: skip
+        assert torch.equal(fit.best[0][k], again.last[0][k])
+        assert torch.equal(fit.best[1][k], again.last[1][k])

@@ -114,3 +114,58 @@ def test_val_metrics_with_one_class_gives_nan_auc() -> None:
     z = np.array([0.5, -1.0], np.float32)
     loss, auc = kernels.val_metrics(z, np.array([True, True]), np.array([0.5, 0.5]))
     assert np.isnan(auc) and np.isfinite(loss)
+
+
+@pytest.mark.parametrize("wd", [0.0, 1e-2])
+def test_adam_step_matches_stacked_adam(wd: float) -> None:
+    import torch
+
+    from cactus_features.heads.adam import StackedAdam
+
+    rng = np.random.default_rng(2)
+    heads, d, parts = 3, 37, 2
+    w0 = rng.standard_normal((heads, 1, d)).astype(np.float32)
+    b0 = rng.standard_normal((heads, 1)).astype(np.float32)
+    lrs, wds = [1e-3, 5e-2, 3e-1], [wd, 0.0, 2 * wd]
+    ref = [torch.from_numpy(w0.copy()), torch.from_numpy(b0.copy())]
+    ref_opt = StackedAdam(ref, lrs, wds)
+    w, b = w0[:, 0].copy(), b0[:, 0].copy()
+    m_w, v_w, m_b, v_b = (np.zeros_like(a) for a in (w, w, b, b))
+    lr, wdv = np.array(lrs, np.float32), np.array(wds, np.float32)
+    for t in range(1, 8):
+        g_parts = rng.standard_normal((parts, heads, d)).astype(np.float32)
+        gb_parts = rng.standard_normal((parts, heads))
+        hyper = np.array([0.999, 1 - 0.9, 1 - 0.999, 1e-8, 1 / (1 - 0.9**t), (1 - 0.999**t) ** 0.5])
+        kernels.adam_step(g_parts, gb_parts, w, b, m_w, v_w, m_b, v_b, lr, wdv, hyper)
+        g_ref = torch.from_numpy(g_parts[0] + g_parts[1]).unsqueeze(1)
+        gb_ref = torch.from_numpy(gb_parts.sum(0)).float().unsqueeze(1)
+        ref_opt.step([g_ref, gb_ref])
+    np.testing.assert_allclose(w, ref[0][:, 0].numpy(), rtol=0, atol=1e-6)  # a few ulps
+    np.testing.assert_allclose(b, ref[1][:, 0].numpy(), rtol=0, atol=1e-6)  # a few ulps
+    np.testing.assert_allclose(m_w, ref_opt.exp_avg[0][:, 0].numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(v_w, ref_opt.exp_avg_sq[0][:, 0].numpy(), rtol=1e-5, atol=1e-9)
+    assert not np.allclose(w, w0[:, 0])  # it did move
+
+
+@pytest.mark.parametrize("start", ["identity", "sorted", "reversed"])
+def test_val_metrics_seq_equals_val_metrics_row_by_row(start: str) -> None:
+    rng = np.random.default_rng(3)
+    n, m = 257, 12
+    drift = rng.standard_normal((m, n)).astype(np.float32).cumsum(0) * 0.05
+    z = np.ascontiguousarray(rng.standard_normal(n).astype(np.float32) + drift)
+    z[5] = np.round(z[5])  # a row with many ties
+    z[8] = -z[7]  # a jump: the insertion sort gives up and quicksorts
+    pos = rng.random(n) < 0.6
+    sw = rng.random(n)
+    sw /= sw.sum()
+    order = {
+        "identity": np.arange(n),
+        "sorted": np.argsort(z[0]),
+        "reversed": np.argsort(-z[0]),
+    }[start].astype(np.int64)
+    loss, auc = np.full(m, np.nan), np.full(m, np.nan)
+    kernels.val_metrics_seq(z, pos, sw, order, loss, auc)
+    for r in range(m):
+        assert (loss[r], auc[r]) == kernels.val_metrics(z[r], pos, sw)
+    assert np.all(np.diff(z[-1][order]) >= 0)  # the last row's order is kept for the next call
+    assert sorted(order) == list(range(n))

@@ -1,0 +1,105 @@
+"""Validation loss and ROC AUC of many score vectors at once (epochs x heads).
+
+:func:`make_scorer` returns ``score(z [m, K, Nv]) -> (loss [m, K], auc [m, K])``
+(float64) for ``m`` consecutive epochs of ``K`` heads:
+
+* on the CPU with Numba: the compiled
+  :func:`~cactus_features.heads.kernels.val_metrics_seq`, each worker thread
+  taking a run of consecutive epochs, every head's scores sorted starting from
+  its previous epoch's order (nearly sorted already: logits move little per epoch);
+* otherwise batched torch ops on the scores' device.
+
+Both count tied scores as one half in the AUC, weight the loss by the class
+weights normalised to sum to 1, and give a NaN AUC when one class is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from cactus_features.heads import kernels
+from cactus_features.heads.auc import roc_auc
+from cactus_features.heads.stacked import weighted_bce
+
+Scorer = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Parallel = Callable[[Callable[[int], None]], None]
+"""``parallel(fn)`` runs ``fn(0), ..., fn(threads - 1)`` on the worker threads."""
+
+
+class NativeScorer:
+    """Compiled scoring on the CPU, spread over worker threads.
+
+    Args:
+        y_val: ``[Nv]`` targets in ``{0, 1}``.
+        w_val: ``[Nv]`` class weight of each row.
+        heads: ``K``.
+        parallel: Runs one function per worker thread.
+        threads: Number of worker threads ``parallel`` uses.
+    """
+
+    def __init__(
+        self, y_val: torch.Tensor, w_val: torch.Tensor, heads: int, parallel: Parallel, threads: int
+    ) -> None:
+        self.pos = (y_val > 0.5).numpy()
+        self.sw = (w_val / w_val.sum()).to(torch.float64).numpy()
+        self.parallel, self.threads = parallel, threads
+        nv = len(self.pos)
+        # each (thread, head)'s last sorted order, the start of its next sort
+        self.order = np.tile(np.arange(nv, dtype=np.int64), (threads, heads, 1))
+
+    def __call__(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m, k, _ = z.shape
+        zs = z.numpy()
+        loss, auc = np.empty((m, k)), np.empty((m, k))
+        bounds = [round(t * m / self.threads) for t in range(self.threads + 1)]
+
+        def work(t: int) -> None:
+            a, e = bounds[t], bounds[t + 1]
+            for h in range(k if e > a else 0):
+                kernels.val_metrics_seq(
+                    zs[a:e, h], self.pos, self.sw, self.order[t, h], loss[a:e, h], auc[a:e, h]
+                )
+
+        self.parallel(work)
+        return torch.from_numpy(loss), torch.from_numpy(auc)
+
+
+def torch_scorer(y_val: torch.Tensor, w_val: torch.Tensor) -> Scorer:
+    """Batched torch scoring on the device of ``y_val``."""
+    pos = y_val > 0.5
+    sw = w_val / w_val.sum()
+
+    def score(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m, k, nv = z.shape
+        flat = z.reshape(m * k, nv)
+        loss = weighted_bce(flat, y_val, sw)[0].to(torch.float64)
+        return loss.view(m, k), roc_auc(flat, pos).view(m, k)
+
+    return score
+
+
+def make_scorer(
+    y_val: torch.Tensor,
+    w_val: torch.Tensor,
+    heads: int,
+    parallel: Parallel | None = None,
+    threads: int = 1,
+) -> Scorer:
+    """The scorer for validation rows ``y_val``, ``w_val`` (see the module docstring).
+
+    Args:
+        y_val: ``[Nv]`` targets in ``{0, 1}``.
+        w_val: ``[Nv]`` class weight of each row.
+        heads: ``K``.
+        parallel: Worker threads to spread the compiled scoring over (the fused
+            engine's); ``None`` runs it on the calling thread.
+        threads: Number of worker threads of ``parallel``.
+    """
+    if y_val.device.type != "cpu" or not kernels.available() or len(y_val) == 0:
+        return torch_scorer(y_val, w_val)
+    if parallel is None:
+        parallel, threads = (lambda fn: fn(0)), 1
+    return NativeScorer(y_val, w_val, heads, parallel, threads)
