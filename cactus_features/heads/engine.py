@@ -8,11 +8,16 @@ single head with those settings (up to float rounding: a batched matmul may sum
 in another order).
 
 Engines: full-batch linear heads on the CPU use
-:class:`~cactus_features.heads.fused_linear.FusedLinearEngine` (a single head's
-validation loss and AUC are then computed by a compiled kernel too); everything else
-(MLPs, mini-batches, GPU) uses :class:`GenericEngine`. Everything stays on the
-device: curves and the best-so-far weights are updated with tensor ops, so the
-loop never waits for the host (except for ``progress`` reports).
+:class:`~cactus_features.heads.fused_linear.FusedLinearEngine`; everything else
+(MLPs, mini-batches, GPU) uses :class:`GenericEngine`. Every epoch's weights are
+scored on the validation rows: by the generic engine as each epoch ends; by the
+fused engine a window of epochs at a time
+(:class:`~cactus_features.heads.snapshots.SnapshotWindow`: one pass over the
+validation rows per window instead of per epoch, same curves and selection).
+Loss and AUC come from :mod:`~cactus_features.heads.val_scoring` (compiled on the
+CPU). On a GPU everything stays on the device: curves and the best-so-far weights
+are updated with tensor ops, so the loop never waits for the host (except for
+``progress`` reports).
 """
 
 from __future__ import annotations

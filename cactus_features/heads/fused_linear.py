@@ -7,12 +7,15 @@ splits the rows into one contiguous shard per worker thread, each with its own
 gradient accumulator; the partial gradients are summed in a fixed order, so
 results are deterministic. Shards are walked forwards and backwards on alternate
 epochs, so the rows read last (still in the L3 cache) are read first. No
-autograd, preallocated buffers, Adam in place. A shard's pass is one of:
+autograd, preallocated buffers, Adam in place. Validation rows are not read in
+the epoch's pass: :meth:`FusedLinearEngine.val_logits` scores a window of epochs'
+weights in one pass (see :mod:`~cactus_features.heads.snapshots`). A shard's pass
+is one of:
 
 * :class:`NativeRows` (up to :data:`NATIVE_MAX_HEADS` heads: ``train_head``,
   small sweeps): the one-pass kernel of :mod:`~cactus_features.heads.kernels`;
-  ``X`` streams from memory once per epoch, and a head of a stack trains bit for
-  bit like a lone head.
+  ``X`` streams from memory once per epoch, a head of a stack trains bit for
+  bit like a lone head, and the gradient sum and Adam step are one compiled call.
 * :class:`TorchChunks` (larger stacks, which are compute-bound enough for BLAS):
   three PyTorch calls per chunk of rows, the second product re-reading the chunk
   from cache. Rows are grouped in runs of equal label and weight, so within a
@@ -36,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from cactus_features.heads import kernels
 from cactus_features.heads.adam import StackedAdam
@@ -163,20 +165,33 @@ class TorchChunks:
         self.b = params[1].view(k)
         self.g_w, self.g_b = torch.empty(k, 1, d), torch.empty(k, 1)
         self.q = torch.empty_like(out.z)  # sigmoid(s * logits)
-        sign, ssw = rows.sign, rows.signed_sw
+        sign = rows.sign
         # per shard: (x chunk, z chunk, q chunk, sign, signed weight) views, sliced once
         self.train_chunks = [
             [
-                (rows.x[a:e], out.z[a:e], self.q[a:e], float(sign[a]), float(ssw[a]))
+                (rows.x[a:e], out.z[a:e], self.q[a:e], float(sign[a]), float(rows.signed_sw[a]))
                 for a, e in shard
             ]
             for shard in _chunks(rows.runs, rows.bounds, chunk_rows)
         ]
         nv = rows.x_val.shape[0]
         self.val_chunks = _chunks([(0, nv)], rows.val_bounds, chunk_rows)
+        # per shard: weighted loss and bias gradient, the rows' weights, and scratch
+        threads = out.g_parts.shape[0]
+        self.loss_parts, self.grad_b_parts = torch.zeros(threads, k), torch.zeros(threads, k)
+        self.shard_rows = [
+            (out.z[a:e], self.q[a:e], rows.sw[a:e, 0], rows.signed_sw[a:e, 0])
+            for a, e in itertools.pairwise(rows.bounds)
+        ]
+        self.scratch = torch.empty(2, out.z.shape[0], k)
 
     def train(self, t: int, reverse: bool) -> None:
-        """Shard ``t``'s logits and gradient (into ``out``)."""
+        """Shard ``t``'s logits, gradient, loss and bias gradient.
+
+        The loss uses the sigmoids already computed: ``softplus(z~) = max(z~, 0) -
+        log(max(q, 1 - q))`` (one vectorised log, no exp), weighted by a product with
+        the rows' weights, as is the bias gradient.
+        """
         g = self.out.g_parts[t]
         g.zero_()
         chunks = self.train_chunks[t]
@@ -184,6 +199,13 @@ class TorchChunks:
             torch.addmm(self.b, xc, self.w_t, beta=s, alpha=s, out=zc)
             torch.sigmoid(zc, out=qc)
             g.addmm_(qc.T, xc, alpha=alpha)
+        z, q, sw, ssw = self.shard_rows[t]
+        a = self.rows.bounds[t]
+        log_q, sp = self.scratch[0, a : a + len(z)], self.scratch[1, a : a + len(z)]
+        torch.maximum(q, torch.sub(1.0, q, out=log_q), out=log_q).log_()
+        torch.clamp_min(z, 0.0, out=sp).sub_(log_q)
+        torch.mv(sp.T, sw, out=self.loss_parts[t])
+        torch.mv(q.T, ssw, out=self.grad_b_parts[t])
 
     def val(self, t: int, w: torch.Tensor, b: torch.Tensor, z_val: torch.Tensor) -> None:
         """Shard ``t``'s rows of ``z_val [Nv, M] = x_val w.T + b`` (``w [M, D]``, ``b [M]``)."""
@@ -195,10 +217,9 @@ class TorchChunks:
         weighted training loss ``[K]`` of the pass."""
         k = self.b.shape[0]
         torch.sum(self.out.g_parts, dim=0, out=self.g_w.view(k, -1))
-        torch.sum(self.q.mul(self.rows.signed_sw), dim=0, out=self.g_b.view(k))
-        loss = F.softplus(self.out.z).mul_(self.rows.sw).sum(0)
+        torch.sum(self.grad_b_parts, dim=0, out=self.g_b.view(k))
         opt.step([self.g_w, self.g_b])
-        return loss
+        return self.loss_parts.sum(0)
 
 
 class NativeRows:

@@ -69,11 +69,11 @@ def _dot(x, i, w):  # type: ignore[no-untyped-def]
 
 
 @_inline
-def _sigmoid(z):  # type: ignore[no-untyped-def]
-    if z >= 0:
-        return np.float32(1.0) / (np.float32(1.0) + np.exp(-z))
-    e = np.exp(z)
-    return e / (np.float32(1.0) + e)
+def _sigmoid_softplus(z):  # type: ignore[no-untyped-def]
+    """``(sigmoid(z), softplus(z))`` in float32 from one ``exp`` (finite for any finite ``z``)."""
+    e = np.exp(-abs(z))
+    r = np.float32(1.0) / (np.float32(1.0) + e)
+    return (r if z >= 0 else e * r), max(z, np.float32(0.0)) + np.log1p(e)
 
 
 @_inline
@@ -134,10 +134,11 @@ def linear_epoch(x, w, b, sign, cw, sw, z, g, loss, grad_b, reverse):  # type: i
             for k in range(heads):
                 zi = sign[i] * (_dot(x, i, w[k]) + b[k])
                 z[i, k] = zi
-                qi = cw[i] * _sigmoid(zi)
+                sig, sp = _sigmoid_softplus(zi)
+                qi = cw[i] * sig
                 q[k, i - a] = qi
                 grad_b[k] += qi
-                loss[k] += sw[i] * _softplus(zi)
+                loss[k] += np.float64(sw[i]) * np.float64(sp)
         for k in range(heads):
             _accumulate(x, a, e, q[k], g[k])
 

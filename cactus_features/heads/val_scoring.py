@@ -5,8 +5,9 @@
 
 * on the CPU with Numba: the compiled
   :func:`~cactus_features.heads.kernels.val_metrics_seq`, each worker thread
-  taking a run of consecutive epochs, every head's scores sorted starting from
-  its previous epoch's order (nearly sorted already: logits move little per epoch);
+  taking its share of the heads (or, with fewer heads than threads, a run of
+  consecutive epochs), every head's scores sorted starting from its previous
+  epoch's order (nearly sorted already: logits move little per epoch);
 * otherwise batched torch ops on the scores' device.
 
 Both count tied scores as one half in the AUC, weight the loss by the class
@@ -54,14 +55,24 @@ class NativeScorer:
         m, k, _ = z.shape
         zs = z.numpy()
         loss, auc = np.empty((m, k)), np.empty((m, k))
-        bounds = [round(t * m / self.threads) for t in range(self.threads + 1)]
+        if k >= self.threads:  # each thread scores its heads over all the epochs
+            heads = [round(t * k / self.threads) for t in range(self.threads + 1)]
 
-        def work(t: int) -> None:
-            a, e = bounds[t], bounds[t + 1]
-            for h in range(k if e > a else 0):
-                kernels.val_metrics_seq(
-                    zs[a:e, h], self.pos, self.sw, self.order[t, h], loss[a:e, h], auc[a:e, h]
-                )
+            def work(t: int) -> None:
+                for h in range(heads[t], heads[t + 1]):
+                    kernels.val_metrics_seq(
+                        zs[:, h], self.pos, self.sw, self.order[0, h], loss[:, h], auc[:, h]
+                    )
+
+        else:  # each thread scores a run of consecutive epochs of every head
+            bounds = [round(t * m / self.threads) for t in range(self.threads + 1)]
+
+            def work(t: int) -> None:
+                a, e = bounds[t], bounds[t + 1]
+                for h in range(k if e > a else 0):
+                    kernels.val_metrics_seq(
+                        zs[a:e, h], self.pos, self.sw, self.order[t, h], loss[a:e, h], auc[a:e, h]
+                    )
 
         self.parallel(work)
         return torch.from_numpy(loss), torch.from_numpy(auc)
