@@ -234,6 +234,8 @@ class NativeRows:
         lr, wd = opt.lr.to(torch.float32).numpy(), opt.weight_decay.to(torch.float32).numpy()
         self._state = (m_w, v_w, m_b.reshape(k), v_b.reshape(k), lr, wd)
         self._hyper = np.zeros(6)
+        self._loss = torch.zeros(k, dtype=torch.float64)  # the last pass's loss
+        self._loss_np = self._loss.numpy()
         xs = rows.x.to(torch.float32).contiguous().numpy()
         sign, cw = rows.sign.reshape(-1).numpy(), rows.signed_sw.reshape(-1).numpy()
         sw, z = rows.sw.reshape(-1).numpy(), out.z.numpy()
@@ -264,14 +266,18 @@ class NativeRows:
 
     def finish(self, opt: StackedAdam) -> torch.Tensor:
         """Sum the shards' gradients (in shard order) and take the Adam step, in one
-        compiled call; returns the weighted training loss ``[K]`` of the pass."""
+        compiled call; returns the weighted training loss ``[K]`` of the pass (a buffer
+        overwritten by the next call)."""
         opt.step_count += 1
         t = opt.step_count
         hyper = self._hyper
         b1, b2 = opt.beta1, opt.beta2
         hyper[:] = (b2, 1.0 - b1, 1.0 - b2, opt.eps, 1.0 / (1.0 - b1**t), (1.0 - b2**t) ** 0.5)
-        kernels.adam_step(self.g, self.grad_b_parts, self.w, self.b, *self._state, hyper)
-        return torch.from_numpy(self.loss_parts.sum(0))
+        kernels.adam_step(
+            self.g, self.grad_b_parts, self.loss_parts, self._loss_np, self.w, self.b,
+            *self._state, hyper,
+        )  # fmt: skip
+        return self._loss
 
 
 class FusedLinearEngine:

@@ -152,8 +152,8 @@ def linear_logits(x, w, b, out):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def adam_step(g_parts, gb_parts, w, b, m_w, v_w, m_b, v_b, lr, wd, hyper):  # type: ignore[no-untyped-def]
-    """Sum the shards' gradients (in shard order) and take one Adam step, in place.
+def adam_step(g_parts, gb_parts, loss_parts, loss, w, b, m_w, v_w, m_b, v_b, lr, wd, hyper):  # type: ignore[no-untyped-def]
+    """Sum the shards' gradients and losses (in shard order); take one Adam step, in place.
 
     The update of ``torch.optim.Adam`` (L2 weight decay added to the gradient, no
     AMSGrad) in float32, as :class:`~cactus_features.heads.adam.StackedAdam` does it:
@@ -163,6 +163,8 @@ def adam_step(g_parts, gb_parts, w, b, m_w, v_w, m_b, v_b, lr, wd, hyper):  # ty
     Args:
         g_parts: ``[T, K, d]`` float32 weight gradients of the ``T`` shards.
         gb_parts: ``[T, K]`` float64 bias gradients of the shards.
+        loss_parts: ``[T, K]`` float64 weighted losses of the shards.
+        loss: ``[K]`` float64 output: the total loss (at the weights before the step).
         w: ``[K, d]`` float32 weights (updated).
         b: ``[K]`` float32 biases (updated).
         m_w: ``[K, d]`` float32 first moments of the weights (updated); ``v_w`` second.
@@ -178,8 +180,11 @@ def adam_step(g_parts, gb_parts, w, b, m_w, v_w, m_b, v_b, lr, wd, hyper):  # ty
     parts, heads, d = g_parts.shape
     for k in range(heads):
         gb = np.float64(0.0)
+        total = np.float64(0.0)
         for t in range(parts):
             gb += gb_parts[t, k]
+            total += loss_parts[t, k]
+        loss[k] = total
         g = np.float32(gb) + wd[k] * b[k]
         m_b[k] += c1 * (g - m_b[k])
         v_b[k] = beta2 * v_b[k] + c2 * g * g

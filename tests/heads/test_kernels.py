@@ -136,7 +136,11 @@ def test_adam_step_matches_stacked_adam(wd: float) -> None:
         g_parts = rng.standard_normal((parts, heads, d)).astype(np.float32)
         gb_parts = rng.standard_normal((parts, heads))
         hyper = np.array([0.999, 1 - 0.9, 1 - 0.999, 1e-8, 1 / (1 - 0.9**t), (1 - 0.999**t) ** 0.5])
-        kernels.adam_step(g_parts, gb_parts, w, b, m_w, v_w, m_b, v_b, lr, wdv, hyper)
+        loss_parts, loss = rng.random((parts, heads)), np.full(heads, np.nan)
+        kernels.adam_step(
+            g_parts, gb_parts, loss_parts, loss, w, b, m_w, v_w, m_b, v_b, lr, wdv, hyper
+        )
+        np.testing.assert_allclose(loss, loss_parts.sum(0), rtol=1e-15)
         g_ref = torch.from_numpy(g_parts[0] + g_parts[1]).unsqueeze(1)
         gb_ref = torch.from_numpy(gb_parts.sum(0)).float().unsqueeze(1)
         ref_opt.step([g_ref, gb_ref])
