@@ -258,19 +258,18 @@ def fit_stacked(
         else:
             net = StackedNet(params, dropout, gens if dropout > 0 else None)
             eng = GenericEngine(data, net, opt, batch_size, gens)
-        fused = isinstance(eng, FusedLinearEngine)
-        score = make_scorer(
-            data.y_val,
-            data.w_val,
-            k,
-            eng.parallel if fused else None,
-            eng.threads if fused else 1,
-        )
+        if isinstance(eng, FusedLinearEngine):  # compiled scoring over its worker threads
+            score = make_scorer(data.y_val, data.w_val, k, eng.parallel, eng.threads)
+        else:
+            score = make_scorer(data.y_val, data.w_val, k)
         tracker = _BestTracker(params, select)
         nan = torch.full((1, k), torch.nan, dtype=torch.float64, device=dev)
 
         def evaluate(
-            z: torch.Tensor | None, first: int, m: int, snapshot: Callable[[int], list]
+            z: torch.Tensor | None,
+            first: int,
+            m: int,
+            snapshot: Callable[[int], list[torch.Tensor]],
         ) -> None:
             """Record validation metrics of the weights after ``m`` consecutive epochs.
 
@@ -294,7 +293,7 @@ def fit_stacked(
                     progress(epoch, row)
 
         try:
-            if fused:
+            if isinstance(eng, FusedLinearEngine):
                 # validation: a window of epochs' weights at a time, in one pass over the rows
                 window = SnapshotWindow(params, window_epochs(k, sizes[0][0]))
                 for epoch in range(1, epochs + 1):
