@@ -26,7 +26,8 @@ is one of:
 
     for each chunk c:  z~_c = s (X_c w + b);  q_c = sigmoid(z~_c);  g += s sw X_c.T q_c
 
-  The loss is ``sum sw * softplus(z~)`` and the bias gradient ``sum s sw q``.
+  The loss is ``sum sw * softplus(z~)`` and the bias gradient ``sum s sw q``, both
+  computed per shard from its sigmoids (see :meth:`TorchChunks.train`).
 """
 
 from __future__ import annotations
@@ -165,25 +166,33 @@ class TorchChunks:
         self.b = params[1].view(k)
         self.g_w, self.g_b = torch.empty(k, 1, d), torch.empty(k, 1)
         self.q = torch.empty_like(out.z)  # sigmoid(s * logits)
-        sign = rows.sign
+        sign, ssw = rows.sign, rows.signed_sw
         # per shard: (x chunk, z chunk, q chunk, sign, signed weight) views, sliced once
         self.train_chunks = [
             [
-                (rows.x[a:e], out.z[a:e], self.q[a:e], float(sign[a]), float(rows.signed_sw[a]))
+                (rows.x[a:e], out.z[a:e], self.q[a:e], float(sign[a]), float(ssw[a]))
                 for a, e in shard
             ]
             for shard in _chunks(rows.runs, rows.bounds, chunk_rows)
         ]
         nv = rows.x_val.shape[0]
         self.val_chunks = _chunks([(0, nv)], rows.val_bounds, chunk_rows)
-        # per shard: weighted loss and bias gradient, the rows' weights, and scratch
+        # per shard: weighted loss and bias gradient; its rows' logits, sigmoids, weights
+        # and two scratch buffers
         threads = out.g_parts.shape[0]
         self.loss_parts, self.grad_b_parts = torch.zeros(threads, k), torch.zeros(threads, k)
+        scratch = torch.empty(2, *out.z.shape)
         self.shard_rows = [
-            (out.z[a:e], self.q[a:e], rows.sw[a:e, 0], rows.signed_sw[a:e, 0])
+            (
+                out.z[a:e],
+                self.q[a:e],
+                rows.sw[a:e, 0],
+                ssw[a:e, 0],
+                scratch[0, a:e],
+                scratch[1, a:e],
+            )
             for a, e in itertools.pairwise(rows.bounds)
         ]
-        self.scratch = torch.empty(2, out.z.shape[0], k)
 
     def train(self, t: int, reverse: bool) -> None:
         """Shard ``t``'s logits, gradient, loss and bias gradient.
@@ -199,9 +208,7 @@ class TorchChunks:
             torch.addmm(self.b, xc, self.w_t, beta=s, alpha=s, out=zc)
             torch.sigmoid(zc, out=qc)
             g.addmm_(qc.T, xc, alpha=alpha)
-        z, q, sw, ssw = self.shard_rows[t]
-        a = self.rows.bounds[t]
-        log_q, sp = self.scratch[0, a : a + len(z)], self.scratch[1, a : a + len(z)]
+        z, q, sw, ssw, log_q, sp = self.shard_rows[t]
         torch.maximum(q, torch.sub(1.0, q, out=log_q), out=log_q).log_()
         torch.clamp_min(z, 0.0, out=sp).sub_(log_q)
         torch.mv(sp.T, sw, out=self.loss_parts[t])
