@@ -133,7 +133,8 @@ def peak_memory(img_dir: Path, csv_path: Path, backbone: str, limit: int, folder
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options (also read by ``tests/test_docs.py``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="aerial-cactus folder (train/, train.csv)")
     ap.add_argument("--rows", type=int, default=17500)
@@ -145,7 +146,11 @@ def main() -> None:
         "--limits", default="4375,17500", help="dataset sizes of the memory runs (comma list)"
     )
     ap.add_argument("--skip-memory", action="store_true")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     print(f"command: {command_line()}")
     print(f"machine: {machine_summary()}")
     busy = cpu_busy_share()

@@ -221,7 +221,8 @@ def downstream_test_auc(fs: FeatureSet, embeddings: np.ndarray) -> float:
 # ----------------------------------------------------------------------------- main
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options (also read by ``tests/test_docs.py``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="aerial-cactus folder (train/, train.csv)")
     ap.add_argument("--backbones", default="resnet50,efficientnet_b0,efficientnet_lite0")
@@ -238,7 +239,11 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="pass compile=True to (a)")
     ap.add_argument("--full", action="store_true", help="all images at every resolution")
     ap.add_argument("--skip-naive", action="store_true", help="only (a) and (c)")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     img_dir, csv_path = data_paths(args.data)
     logging.getLogger("cactus_features").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")  # collapsed-feature warnings of random-init models at 32 px

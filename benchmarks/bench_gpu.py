@@ -55,7 +55,8 @@ def timed_passes(fn, repeats: int) -> float:
     return best
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options (also read by ``tests/test_docs.py``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="aerial-cactus folder (train/, train.csv)")
     ap.add_argument("--backbone", default="resnet50")
@@ -69,7 +70,11 @@ def main() -> int:
     ap.add_argument("--skip-extract", action="store_true", help="skip the extract_features run")
     ap.add_argument("--limit", type=int, default=None, help="first N images only")
     ap.add_argument("--device", default="cuda", help="cpu only to smoke-test this script")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> int:
+    args = build_parser().parse_args()
     print(f"command: {command_line()}")
     dev = torch.device(args.device)
     if dev.type == "cuda" and not torch.cuda.is_available():

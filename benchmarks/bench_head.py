@@ -44,7 +44,8 @@ from cactus_features.heads.models import build_head, layer_sizes
 from cactus_features.heads.snapshots import window_epochs
 
 
-def parse_args() -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options (also read by ``tests/test_docs.py``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=12250, help="training rows")
     p.add_argument("--n-val", type=int, default=2625, help="validation rows (and test rows)")
@@ -70,7 +71,7 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--data", help="aerial-cactus folder for the study (default ../shared/...)")
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args()
+    return p
 
 
 def make_features(n: int, n_val: int, dim: int, seed: int) -> FeatureSet:
@@ -183,7 +184,7 @@ def _study(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    args = parse_args()
+    args = build_parser().parse_args()
     dev = resolve_device(args.device)
     print(f"command: python {' '.join(shlex.quote(a) for a in sys.argv)}")
     print(

@@ -177,14 +177,19 @@ def print_study(t: StudyTimes, epochs: int, naive_images: int) -> None:
     )
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options (also read by ``tests/test_docs.py``)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", help="aerial-cactus folder (train/, train.csv)")
     ap.add_argument("--backbones", default="efficientnet_lite0@64,resnet50@64")
     ap.add_argument("--limit", type=int, default=None, help="images (default: all)")
     ap.add_argument("--naive-images", type=int, default=512, help="timed, then extrapolated")
     ap.add_argument("--epochs", type=int, default=500)
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     img_dir, csv_path = data_paths(args.data)
     print(f"command: {command_line()}")
     print(f"machine: {machine_summary()}")
