@@ -8,11 +8,13 @@ this package (never the other way round). Modules:
   every metric from confusion counts;
 * :mod:`~cactus_features.metrics.stats` — paired bootstrap, DeLong, McNemar;
 * :mod:`~cactus_features.metrics.results` — the result types (data only);
+* :mod:`~cactus_features.metrics.align` — which runs can be compared, aligned by test id;
 * :mod:`~cactus_features.metrics.compare` — aligning runs and computing the tables
   (:func:`compare_runs`, :func:`run_metrics`).
 """
 
-from cactus_features.metrics.compare import RunMismatchError, compare_runs, run_metrics
+from cactus_features.metrics.align import RunMismatchError
+from cactus_features.metrics.compare import compare_runs, run_metrics
 from cactus_features.metrics.core import (
     METRIC_NAMES,
     METRICS,

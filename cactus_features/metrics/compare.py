@@ -20,14 +20,22 @@ from typing import Any
 
 import numpy as np
 
-from cactus_features.errors import ConfigError, DataError, UserError
+from cactus_features.errors import ConfigError, DataError
+from cactus_features.metrics.align import (
+    RunMismatchError,
+    align_test,
+    common_classes,
+    describe_run,
+    display_label,
+    is_random_init,
+    unique_labels,
+)
 from cactus_features.metrics.core import (
     METRIC_NAMES,
     ThresholdCriterion,
     ThresholdResult,
     all_metrics,
     binary_targets,
-    check_scores,
     choose_threshold,
     class_pair,
     evaluate,
@@ -50,25 +58,19 @@ from cactus_features.metrics.stats import (
 )
 from cactus_features.runfile import RunFile, load_run
 
+__all__ = [
+    "DEFAULT_RULE",
+    "VAL_RULE",
+    "RunMismatchError",
+    "compare_runs",
+    "parse_threshold",
+    "run_metrics",
+]
+
 VAL_RULE = "val"
 """Name of the threshold rule "chosen on the validation split"."""
 DEFAULT_RULE = "0.5"
 """Name of the fixed threshold rule at 0.5 (always computed)."""
-
-
-class RunMismatchError(UserError):
-    """The runs cannot be compared: different test images, labels or class definitions."""
-
-
-def is_random_init(info: dict[str, Any]) -> bool:
-    """Whether a run's ``weights_label`` says the backbone was randomly initialised."""
-    label = info.get("weights_label")
-    return isinstance(label, str) and label.strip().lower().startswith("random")
-
-
-def display_label(run: RunFile) -> str:
-    """The backbone name, marked ``(random init)`` for randomly initialised backbones."""
-    return f"{run.name} (random init)" if is_random_init(run.info) else run.name
 
 
 def parse_threshold(threshold: str | float) -> str:
@@ -138,9 +140,9 @@ def compare_runs(
     primary = parse_threshold(threshold)
     loaded = [r if isinstance(r, RunFile) else load_run(r) for r in runs]
 
-    class_names, positive_class = _common_classes(loaded)
+    class_names, positive_class = common_classes(loaded)
     negative_name, positive_name = class_pair(class_names, positive_class)
-    test_ids, test_is_pos, scores = _align_test(loaded, positive_class)
+    test_ids, test_is_pos, scores = align_test(loaded, positive_class)
 
     notes: list[str] = []
     val_thresholds = _val_thresholds(loaded, positive_class, val_criterion, primary, notes)
@@ -206,7 +208,7 @@ def run_metrics(
     names = class_pair(run.info.get("class_names"), positive_class)
     preds = run.predictions.select(split)
     if len(preds.ids) == 0:
-        raise DataError(f"{_where(run)}: no predictions on the {split} split")
+        raise DataError(f"{describe_run(run)}: no predictions on the {split} split")
     thresholds = {DEFAULT_RULE: 0.5}
     notes: list[str] = []
     val = run.predictions.select("val")
@@ -241,7 +243,7 @@ def _backbones(
     scores: list[np.ndarray],
 ) -> list[Backbone]:
     """One :class:`Backbone` per run, with its thresholds by rule and aligned test scores."""
-    labels = _unique_labels(runs)
+    labels = unique_labels(runs)
     backbones: list[Backbone] = []
     for i, run in enumerate(runs):
         thresholds = {r: float(r) for r in rules if r != VAL_RULE}
@@ -346,76 +348,6 @@ def _estimate(value: float, replicates: np.ndarray | None, ci: float) -> Estimat
     return Estimate(float(value), low, high)
 
 
-def _where(run: RunFile) -> str:
-    return f"'{run.name}' ({run.path})" if run.path else f"'{run.name}'"
-
-
-def _common_classes(runs: list[RunFile]) -> tuple[list[str], int]:
-    first = runs[0]
-    names = list(first.info.get("class_names") or [])
-    pos = int(first.info.get("positive_class", 1))
-    for run in runs[1:]:
-        other_names = list(run.info.get("class_names") or [])
-        other_pos = int(run.info.get("positive_class", 1))
-        if other_names != names or other_pos != pos:
-            raise RunMismatchError(
-                f"cannot compare {_where(first)} with {_where(run)}: different classes "
-                f"({names}, positive {pos} vs {other_names}, positive {other_pos}); "
-                "compare runs trained on the same labels with the same positive class"
-            )
-    return names, pos
-
-
-def _align_test(
-    runs: list[RunFile], positive_class: int
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Align every run's test predictions to the first run's test ids."""
-    tests = [r.predictions.select("test") for r in runs]
-    for run, t in zip(runs, tests, strict=True):
-        if len(t.ids) == 0:
-            raise DataError(f"{_where(run)}: the run file has no test predictions")
-        n_unique = len(set(t.ids.tolist()))
-        if n_unique != len(t.ids):
-            raise DataError(
-                f"{_where(run)}: {len(t.ids) - n_unique} test ids occur more than once; "
-                "the run file is damaged"
-            )
-        check_scores(t.score)
-    ref_run, ref = runs[0], tests[0]
-    position = {id_: k for k, id_ in enumerate(ref.ids.tolist())}
-    scores = [ref.score.astype(np.float64)]
-    for run, t in zip(runs[1:], tests[1:], strict=True):
-        ids = t.ids.tolist()
-        only_other = sum(1 for i in ids if i not in position)
-        only_ref = len(position) - (len(ids) - only_other)
-        if only_other or only_ref:
-            raise RunMismatchError(
-                f"cannot compare {_where(ref_run)} with {_where(run)}: their test sets differ "
-                f"({only_ref} test ids only in the first, {only_other} only in the second, "
-                f"of {len(ref.ids)} and {len(ids)}); compare runs made from the same feature "
-                "split so every backbone is scored on the same test images"
-            )
-        idx = np.fromiter((position[i] for i in ids), dtype=np.intp, count=len(ids))
-        label = np.empty_like(ref.label)
-        label[idx] = t.label
-        n_diff = int(np.sum(label != ref.label))
-        if n_diff:
-            raise RunMismatchError(
-                f"cannot compare {_where(ref_run)} with {_where(run)}: {n_diff} test images have "
-                "different labels in the two runs; compare runs made from the same labelled data"
-            )
-        score = np.empty(len(ids), dtype=np.float64)
-        score[idx] = t.score
-        scores.append(score)
-    is_pos = binary_targets(ref.label, positive_class)
-    if is_pos.all() or not is_pos.any():
-        raise DataError(
-            f"the test split has only one class ({int(is_pos.sum())} positives of {len(is_pos)}); "
-            "ROC AUC and most metrics are undefined"
-        )
-    return ref.ids, is_pos, scores
-
-
 def _val_thresholds(
     runs: list[RunFile],
     positive_class: int,
@@ -435,27 +367,10 @@ def _val_thresholds(
         except DataError as exc:
             if primary == VAL_RULE:
                 raise DataError(
-                    f"{_where(run)}: {exc}; use a fixed threshold instead (--threshold 0.5)"
+                    f"{describe_run(run)}: {exc}; use a fixed threshold instead (--threshold 0.5)"
                 ) from None
-            notes.append(f"No validation-chosen threshold: {_where(run)}: {exc}.")
+            notes.append(f"No validation-chosen threshold: {describe_run(run)}: {exc}.")
             return None
-    return out
-
-
-def _unique_labels(runs: list[RunFile]) -> list[str]:
-    labels = [display_label(r) for r in runs]
-    counts: dict[str, int] = {}
-    for lab in labels:
-        counts[lab] = counts.get(lab, 0) + 1
-    out = []
-    for k, (lab, run) in enumerate(zip(labels, runs, strict=True)):
-        if counts[lab] > 1:
-            lab = f"{lab} [{run.path.stem if run.path else f'run {k + 1}'}]"
-        out.append(lab)
-    if len(set(out)) != len(out):  # same label and same file stem: fall back to positions
-        out = [
-            f"{lab} [run {k + 1}]" if counts[labels[k]] > 1 else lab for k, lab in enumerate(labels)
-        ]
     return out
 
 
