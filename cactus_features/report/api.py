@@ -70,12 +70,8 @@ def compare(
 ) -> ComparisonReport:
     """Compare backbones from their saved run files, and write the report folder.
 
-    The computation is :func:`~cactus_features.metrics.compare.compare_runs`:
-    metrics on the test split at threshold 0.5, at a threshold chosen on each
-    run's validation split (and at ``threshold`` if it is another number), paired
-    percentile bootstrap intervals (every backbone evaluated on the same resamples,
-    thresholds fixed), DeLong's test for AUC differences and McNemar's exact test
-    for accuracy differences (no multiple-comparison correction).
+    Computes :func:`~cactus_features.metrics.compare.compare_runs` (see there for
+    the method: threshold rules, paired bootstrap, DeLong, McNemar), then renders.
 
     Args:
         runs: Run files (paths or loaded :class:`RunFile` objects), in display order.
@@ -84,18 +80,14 @@ def compare(
         n_bootstrap: Bootstrap resamples; 0 skips intervals.
         seed: Seed of the bootstrap generator.
         ci: Interval coverage, e.g. 0.95.
-        val_criterion: ``"youden"`` (max J = recall + specificity - 1) or ``"f1"``
-            (max F1) for choosing the validation threshold.
+        val_criterion: ``"youden"`` or ``"f1"``, for choosing the validation threshold.
 
     Returns:
         The comparison (with ``report_path`` when ``out`` is given).
 
     Raises:
-        RunMismatchError: If the runs' test ids, labels or classes differ.
-        ConfigError: If an option is invalid.
-        DataError: If a run lacks test predictions of both classes, or ``threshold``
-            is ``"val"`` and a run has no usable validation predictions.
-        CacheError: If a run file cannot be read.
+        UserError: What :func:`~cactus_features.metrics.compare.compare_runs` raises
+            (mismatched runs, invalid options, unreadable or unusable run files).
     """
     report = ComparisonReport.of(
         compare_runs(
@@ -117,7 +109,7 @@ def evaluate_run(
     val_criterion: ThresholdCriterion = "youden",
     split: str = "test",
 ) -> RunReport:
-    """All metrics of one run at threshold 0.5 and at its validation-chosen threshold.
+    """:func:`~cactus_features.metrics.compare.run_metrics` of one run, renderable.
 
     Args:
         run: A run file or its path.
@@ -125,6 +117,6 @@ def evaluate_run(
         split: The split to evaluate.
 
     Returns:
-        The metrics (see :func:`~cactus_features.metrics.compare.run_metrics`), renderable.
+        The metrics at each rule, with :meth:`RunReport.to_text`.
     """
     return RunReport.of(run_metrics(run, val_criterion=val_criterion, split=split))
