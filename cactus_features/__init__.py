@@ -28,7 +28,7 @@ _EXPORTS = {
     "predict_scores": "cactus_features.heads",
     "TrainResult": "cactus_features.heads",
     "load_run": "cactus_features.runfile",
-    "compare": "cactus_features.metrics",
+    "compare": "cactus_features.report",
     "StudyConfig": "cactus_features.study.config",
     "load_study": "cactus_features.study.config",
     "run_study": "cactus_features.study.runner",
@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cactus_features.extract.api import BackboneRequest, extract_features
     from cactus_features.features import FeatureSet, concat_features, load_features
     from cactus_features.heads import TrainResult, predict_scores, sweep_heads, train_head
-    from cactus_features.metrics import compare
+    from cactus_features.report import compare
     from cactus_features.runfile import load_run
     from cactus_features.study.config import StudyConfig, load_study
     from cactus_features.study.predict import predict_folder

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from cactus_features.metrics.compare import compare as compare_runs
-from cactus_features.metrics.compare import evaluate_run, parse_threshold
+from cactus_features import report
+from cactus_features.metrics.compare import parse_threshold
 
 
 def _threshold(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -74,7 +74,7 @@ def compare(
     tables and figures (ROC, precision-recall, training curves, confusion
     matrices).
     """
-    result = compare_runs(
+    result = report.compare(
         list(runs),
         out=out,
         threshold=threshold,
@@ -104,7 +104,7 @@ def compare(
 )
 def metrics(run: Path, val_criterion: str, split: str) -> None:
     """Print one run's confusion matrix and metrics at 0.5 and at the validation threshold."""
-    click.echo(evaluate_run(run, val_criterion=val_criterion, split=split).to_text())  # type: ignore[arg-type]
+    click.echo(report.evaluate_run(run, val_criterion=val_criterion, split=split).to_text())  # type: ignore[arg-type]
 
 
 COMMANDS = [compare, metrics]

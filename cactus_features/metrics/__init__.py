@@ -1,19 +1,33 @@
-"""Stage 3: compare backbones from their saved run files.
+"""Stage 3: compare backbones from their saved run files; the numbers, as data.
 
-Reads nothing but run files (:mod:`cactus_features.runfile`). Modules:
+Reads nothing but run files (:mod:`cactus_features.runfile`) and writes nothing;
+rendering and the report folder are :mod:`cactus_features.report`, which imports
+this package (never the other way round). Modules:
 
-* :mod:`~cactus_features.metrics.core` — every metric from confusion counts;
+* :mod:`~cactus_features.metrics.core` — the metric registry (:data:`METRICS`) and
+  every metric from confusion counts;
 * :mod:`~cactus_features.metrics.stats` — paired bootstrap, DeLong, McNemar;
-* :mod:`~cactus_features.metrics.compare` — aligning runs and assembling tables;
-* :mod:`~cactus_features.metrics.plots` — figures (matplotlib OO API);
-* :mod:`~cactus_features.metrics.report` — Markdown, CSV and PNG output.
-
-Note: ``cactus_features.metrics.compare`` as an attribute is the :func:`compare`
-function; import the module's other names with
-``from cactus_features.metrics.compare import ...``.
+* :mod:`~cactus_features.metrics.results` — the result types (data only);
+* :mod:`~cactus_features.metrics.align` — which runs can be compared, aligned by test id;
+* :mod:`~cactus_features.metrics.compare` — aligning runs and computing the tables
+  (:func:`compare_runs`, :func:`run_metrics`).
 """
 
-from cactus_features.metrics.compare import (
+from cactus_features.metrics.align import RunMismatchError
+from cactus_features.metrics.compare import compare_runs, run_metrics
+from cactus_features.metrics.core import (
+    METRIC_NAMES,
+    METRICS,
+    ConfusionMatrix,
+    CurveCounts,
+    Metric,
+    ThresholdResult,
+    choose_threshold,
+    cumulative_counts,
+    evaluate,
+    rates_from_counts,
+)
+from cactus_features.metrics.results import (
     Backbone,
     Comparison,
     EfficiencyRow,
@@ -21,19 +35,6 @@ from cactus_features.metrics.compare import (
     MetricRow,
     PairwiseRow,
     RunMetrics,
-    RunMismatchError,
-    compare,
-    evaluate_run,
-)
-from cactus_features.metrics.core import (
-    METRIC_NAMES,
-    ConfusionMatrix,
-    CurveCounts,
-    ThresholdResult,
-    choose_threshold,
-    cumulative_counts,
-    evaluate,
-    rates_from_counts,
 )
 from cactus_features.metrics.stats import (
     DeLongResult,
@@ -46,6 +47,7 @@ from cactus_features.metrics.stats import (
 )
 
 __all__ = [
+    "METRICS",
     "METRIC_NAMES",
     "Backbone",
     "Comparison",
@@ -55,20 +57,21 @@ __all__ = [
     "EfficiencyRow",
     "Estimate",
     "McNemarResult",
+    "Metric",
     "MetricRow",
     "PairwiseRow",
     "RunMetrics",
     "RunMismatchError",
     "ThresholdResult",
     "choose_threshold",
-    "compare",
+    "compare_runs",
     "cumulative_counts",
     "delong_test",
     "evaluate",
-    "evaluate_run",
     "mcnemar_exact",
     "mcnemar_exact_p",
     "paired_bootstrap",
     "percentile_interval",
     "rates_from_counts",
+    "run_metrics",
 ]

@@ -1,11 +1,13 @@
-"""Assemble the comparison of several backbones from their saved run files.
+"""Compute the comparison of several backbones from their saved run files.
 
-:func:`compare` aligns the test predictions of every run by image id, computes
+:func:`compare_runs` aligns the test predictions of every run by image id, computes
 every metric at each threshold rule (fixed 0.5, a threshold chosen on each run's
 validation split, optionally another fixed value), paired bootstrap confidence
 intervals for every metric and every pairwise difference, DeLong's test for AUC
 differences and McNemar's exact test for accuracy differences, and collects the
-efficiency figures the runs recorded. Nothing but the run files is read.
+efficiency figures the runs recorded. Nothing but the run files is read and
+nothing is written: the results are data (:mod:`~cactus_features.metrics.results`);
+:mod:`cactus_features.report` renders and writes them.
 """
 
 from __future__ import annotations
@@ -13,28 +15,42 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cactus_features.errors import ConfigError, DataError, UserError
+from cactus_features.errors import ConfigError, DataError
+from cactus_features.metrics.align import (
+    RunMismatchError,
+    align_test,
+    common_classes,
+    describe_run,
+    display_label,
+    is_random_init,
+    unique_labels,
+)
 from cactus_features.metrics.core import (
     METRIC_NAMES,
-    ConfusionMatrix,
     ThresholdCriterion,
     ThresholdResult,
     all_metrics,
     binary_targets,
-    check_scores,
     choose_threshold,
     class_pair,
     evaluate,
 )
+from cactus_features.metrics.results import (
+    Backbone,
+    Comparison,
+    EfficiencyRow,
+    Estimate,
+    MetricRow,
+    PairwiseRow,
+    RunMetrics,
+)
 from cactus_features.metrics.stats import (
     DeLongResult,
-    McNemarResult,
     delong_test,
     mcnemar_exact,
     paired_bootstrap,
@@ -42,260 +58,19 @@ from cactus_features.metrics.stats import (
 )
 from cactus_features.runfile import RunFile, load_run
 
+__all__ = [
+    "DEFAULT_RULE",
+    "VAL_RULE",
+    "RunMismatchError",
+    "compare_runs",
+    "parse_threshold",
+    "run_metrics",
+]
+
 VAL_RULE = "val"
 """Name of the threshold rule "chosen on the validation split"."""
 DEFAULT_RULE = "0.5"
 """Name of the fixed threshold rule at 0.5 (always computed)."""
-
-
-class RunMismatchError(UserError):
-    """The runs cannot be compared: different test images, labels or class definitions."""
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with its bootstrap confidence interval.
-
-    Attributes:
-        value: The estimate on the full test set.
-        low: Lower end of the interval (NaN without bootstrap).
-        high: Upper end of the interval (NaN without bootstrap).
-    """
-
-    value: float
-    low: float = math.nan
-    high: float = math.nan
-
-    def format(self, digits: int = 3, ci: bool = True) -> str:
-        """``0.912 [0.901, 0.925]``, or just the value when no interval exists."""
-        if not math.isfinite(self.value):
-            return "—"
-        text = f"{self.value:.{digits}f}"
-        if ci and math.isfinite(self.low) and math.isfinite(self.high):
-            text += f" [{self.low:.{digits}f}, {self.high:.{digits}f}]"
-        return text
-
-
-@dataclass
-class Backbone:
-    """One compared run, with its test scores aligned to the comparison's test ids.
-
-    Attributes:
-        label: Unique display label (``"resnet50@224 (random init)"``).
-        name: ``backbone_name`` from the run info.
-        path: The run file, if it was read from disk.
-        weights: ``weights_label`` from the run info, if recorded.
-        random_init: Whether the backbone was randomly initialised.
-        thresholds: Decision threshold by rule name.
-        test_score: Test scores in the order of :attr:`Comparison.test_ids`.
-        split_sizes: Number of predictions per split (``train``, ``val``, ``test``).
-        history: Per-epoch curves (``train_loss``, ``val_loss``, ``val_auc``).
-        info: The run's full ``info`` dictionary.
-        config: The run's head configuration.
-    """
-
-    label: str
-    name: str
-    path: Path | None
-    weights: str | None
-    random_init: bool
-    thresholds: dict[str, float]
-    test_score: np.ndarray
-    split_sizes: dict[str, int]
-    history: dict[str, np.ndarray] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MetricRow:
-    """Every metric of one backbone at one threshold rule, with CIs.
-
-    Attributes:
-        backbone: The backbone's display label.
-        rule: Threshold rule name (``"0.5"``, ``"val"``, ...).
-        threshold: Threshold applied to the test scores.
-        confusion: The test confusion matrix the threshold metrics come from.
-        metrics: :class:`Estimate` by metric name (see :data:`METRIC_NAMES`).
-    """
-
-    backbone: str
-    rule: str
-    threshold: float
-    confusion: ConfusionMatrix
-    metrics: dict[str, Estimate]
-
-
-@dataclass(frozen=True)
-class PairwiseRow:
-    """Differences ``a - b`` between two backbones at one threshold rule.
-
-    Attributes:
-        rule: Threshold rule name.
-        a: First backbone's label.
-        b: Second backbone's label.
-        differences: ``metric(a) - metric(b)`` with paired bootstrap CIs, by metric.
-        delong: DeLong's test of the AUC difference (independent of the threshold).
-        mcnemar: McNemar's exact test of the accuracy difference at this rule.
-    """
-
-    rule: str
-    a: str
-    b: str
-    differences: dict[str, Estimate]
-    delong: DeLongResult
-    mcnemar: McNemarResult
-
-
-@dataclass(frozen=True)
-class EfficiencyRow:
-    """Cost figures of one backbone as recorded in its run file (``None`` when absent).
-
-    Attributes:
-        backbone: Display label.
-        weights: Weights label (``"IMAGENET1K_V2"``, ``"random init"``, ...).
-        params: Backbone parameters.
-        gflops: GFLOPs per image at the extraction resolution.
-        resolution: Extraction resolution in pixels.
-        images_per_second: Extraction throughput.
-        extract_seconds: Extraction wall time.
-        train_seconds: Head training wall time.
-        dim: Embedding dimension.
-        epochs_run: Head training epochs run.
-        best_epoch: Epoch whose head was kept.
-    """
-
-    backbone: str
-    weights: str | None
-    params: float | None
-    gflops: float | None
-    resolution: float | None
-    images_per_second: float | None
-    extract_seconds: float | None
-    train_seconds: float | None
-    dim: float | None
-    epochs_run: float | None
-    best_epoch: float | None
-
-
-@dataclass
-class Comparison:
-    """Everything :func:`compare` computed, as data.
-
-    Attributes:
-        backbones: The compared runs, in the order given.
-        metrics: One row per backbone per threshold rule.
-        pairwise: One row per pair of backbones per threshold rule.
-        efficiency: One row per backbone.
-        rules: Threshold rules computed, e.g. ``["0.5", "val"]``.
-        primary_rule: The rule shown first and used for the confusion figure.
-        val_criterion: How validation thresholds were chosen (``youden`` or ``f1``).
-        class_names: All class names in index order.
-        positive_class: Index of the positive class.
-        negative_name: Name of the negative side of the binary view.
-        positive_name: Name of the positive class.
-        test_ids: The common test ids, in the order scores are aligned to.
-        test_is_pos: Whether each test case is positive.
-        n_bootstrap: Bootstrap resamples (0: no intervals).
-        seed: Bootstrap seed.
-        ci: Interval coverage, e.g. 0.95.
-        degenerate_resamples: Resamples lacking a class (ignored for metrics
-            that are then undefined).
-        notes: Remarks for the reader (e.g. a rule that could not be computed).
-        report_path: ``report.md`` when a report was written.
-    """
-
-    backbones: list[Backbone]
-    metrics: list[MetricRow]
-    pairwise: list[PairwiseRow]
-    efficiency: list[EfficiencyRow]
-    rules: list[str]
-    primary_rule: str
-    val_criterion: str
-    class_names: list[str]
-    positive_class: int
-    negative_name: str
-    positive_name: str
-    test_ids: np.ndarray
-    test_is_pos: np.ndarray
-    n_bootstrap: int
-    seed: int
-    ci: float
-    degenerate_resamples: int = 0
-    notes: list[str] = field(default_factory=list)
-    report_path: Path | None = None
-
-    @property
-    def n_test(self) -> int:
-        """Number of test cases compared."""
-        return len(self.test_ids)
-
-    def rows(self, rule: str | None = None) -> list[MetricRow]:
-        """Metric rows of one rule (the primary rule by default)."""
-        rule = rule or self.primary_rule
-        return [r for r in self.metrics if r.rule == rule]
-
-    def row(self, backbone: str, rule: str | None = None) -> MetricRow:
-        """The metric row of one backbone (by label) at one rule."""
-        for r in self.rows(rule):
-            if r.backbone == backbone:
-                return r
-        raise KeyError(f"no metrics for {backbone!r} at rule {rule or self.primary_rule!r}")
-
-    def pairs(self, rule: str | None = None) -> list[PairwiseRow]:
-        """Pairwise rows of one rule (the primary rule by default)."""
-        rule = rule or self.primary_rule
-        return [r for r in self.pairwise if r.rule == rule]
-
-    def to_markdown(self) -> str:
-        """The full report as Markdown (tables only; figure links need a written report)."""
-        from cactus_features.metrics.report import render_markdown
-
-        return render_markdown(self)
-
-    def to_text(self) -> str:
-        """A compact plain-text summary for the terminal."""
-        from cactus_features.metrics.report import render_text
-
-        return render_text(self)
-
-
-@dataclass(frozen=True)
-class RunMetrics:
-    """Full metrics of a single run (no comparison, no intervals).
-
-    Attributes:
-        label: Display label of the run.
-        split: The split evaluated (``"test"`` by default).
-        split_sizes: Predictions per split.
-        val_criterion: How the validation threshold was chosen.
-        results: :class:`ThresholdResult` by rule name.
-        notes: Remarks (e.g. why no validation threshold could be chosen).
-    """
-
-    label: str
-    split: str
-    split_sizes: dict[str, int]
-    val_criterion: str
-    results: dict[str, ThresholdResult]
-    notes: list[str] = field(default_factory=list)
-
-    def to_text(self) -> str:
-        """Confusion matrices and metrics at each rule, as plain text."""
-        from cactus_features.metrics.report import render_run_metrics
-
-        return render_run_metrics(self)
-
-
-def is_random_init(info: dict[str, Any]) -> bool:
-    """Whether a run's ``weights_label`` says the backbone was randomly initialised."""
-    label = info.get("weights_label")
-    return isinstance(label, str) and label.strip().lower().startswith("random")
-
-
-def display_label(run: RunFile) -> str:
-    """The backbone name, marked ``(random init)`` for randomly initialised backbones."""
-    return f"{run.name} (random init)" if is_random_init(run.info) else run.name
 
 
 def parse_threshold(threshold: str | float) -> str:
@@ -317,9 +92,8 @@ def parse_threshold(threshold: str | float) -> str:
     return f"{value:g}"
 
 
-def compare(
+def compare_runs(
     runs: Sequence[RunFile | str | Path],
-    out: str | Path | None = None,
     threshold: str | float = VAL_RULE,
     n_bootstrap: int = 2000,
     seed: int = 0,
@@ -338,7 +112,6 @@ def compare(
 
     Args:
         runs: Run files (paths or loaded :class:`RunFile` objects), in display order.
-        out: Folder for ``report.md``, CSV tables and PNG figures; ``None`` writes nothing.
         threshold: Primary rule: ``"val"`` or a fixed threshold such as ``0.5``.
         n_bootstrap: Bootstrap resamples; 0 skips intervals.
         seed: Seed of the bootstrap generator.
@@ -347,7 +120,7 @@ def compare(
             (max F1) for choosing the validation threshold.
 
     Returns:
-        The comparison tables as data (and ``report_path`` when ``out`` is given).
+        The comparison tables as data.
 
     Raises:
         RunMismatchError: If the runs' test ids, labels or classes differ.
@@ -367,22 +140,112 @@ def compare(
     primary = parse_threshold(threshold)
     loaded = [r if isinstance(r, RunFile) else load_run(r) for r in runs]
 
-    class_names, positive_class = _common_classes(loaded)
+    class_names, positive_class = common_classes(loaded)
     negative_name, positive_name = class_pair(class_names, positive_class)
-    test_ids, test_is_pos, scores = _align_test(loaded, positive_class)
+    test_ids, test_is_pos, scores = align_test(loaded, positive_class)
 
     notes: list[str] = []
     val_thresholds = _val_thresholds(loaded, positive_class, val_criterion, primary, notes)
+    rules = _rules(primary, has_val=val_thresholds is not None)
+    backbones = _backbones(loaded, rules, val_thresholds, scores)
+
+    point = [
+        evaluate(test_is_pos, b.test_score, b.thresholds, (negative_name, positive_name))
+        for b in backbones
+    ]
+    replicates: dict[Hashable, np.ndarray] = {}
+    if n_bootstrap > 0:
+        replicates = paired_bootstrap(
+            lambda w: _bootstrap_statistic(w, test_is_pos, backbones),
+            n=len(test_ids),
+            n_resamples=n_bootstrap,
+            seed=seed,
+        )
+    metric_rows = _metric_rows(backbones, rules, point, replicates, ci)
+    pairwise_rows = _pairwise_rows(backbones, rules, point, replicates, ci, test_is_pos)
+
+    degenerate = int(np.sum(replicates.get("degenerate", np.zeros(0)))) if replicates else 0
+    return Comparison(
+        backbones=backbones,
+        metrics=metric_rows,
+        pairwise=pairwise_rows,
+        efficiency=[_efficiency(b) for b in backbones],
+        rules=rules,
+        primary_rule=primary,
+        val_criterion=val_criterion,
+        class_names=list(class_names),
+        positive_class=positive_class,
+        negative_name=negative_name,
+        positive_name=positive_name,
+        test_ids=test_ids,
+        test_is_pos=test_is_pos,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        ci=ci,
+        degenerate_resamples=degenerate,
+        notes=notes,
+    )
+
+
+def run_metrics(
+    run: RunFile | str | Path,
+    val_criterion: ThresholdCriterion = "youden",
+    split: str = "test",
+) -> RunMetrics:
+    """All metrics of one run at threshold 0.5 and at its validation-chosen threshold.
+
+    Args:
+        run: A run file or its path.
+        val_criterion: ``"youden"`` or ``"f1"`` (see :func:`choose_threshold`).
+        split: The split to evaluate.
+
+    Returns:
+        The metrics; the validation rule is omitted (with a note) when the run has
+        no validation predictions of both classes.
+    """
+    run = run if isinstance(run, RunFile) else load_run(run)
+    positive_class = int(run.info.get("positive_class", 1))
+    names = class_pair(run.info.get("class_names"), positive_class)
+    preds = run.predictions.select(split)
+    if len(preds.ids) == 0:
+        raise DataError(f"{describe_run(run)}: no predictions on the {split} split")
+    thresholds = {DEFAULT_RULE: 0.5}
+    notes: list[str] = []
+    val = run.predictions.select("val")
+    try:
+        thresholds[VAL_RULE] = choose_threshold(
+            binary_targets(val.label, positive_class), val.score, val_criterion
+        )
+    except DataError as exc:
+        notes.append(f"no validation threshold: {exc}")
+    results = evaluate(binary_targets(preds.label, positive_class), preds.score, thresholds, names)
+    sizes = {
+        s: int(np.sum(run.predictions.split == c)) for c, s in enumerate(("train", "val", "test"))
+    }
+    return RunMetrics(display_label(run), split, sizes, val_criterion, results, notes)
+
+
+def _rules(primary: str, *, has_val: bool) -> list[str]:
+    """The threshold rules computed, the primary one first."""
     rules = [DEFAULT_RULE]
     if primary not in (DEFAULT_RULE, VAL_RULE):
         rules.append(primary)
-    if val_thresholds is not None:
+    if has_val:
         rules.append(VAL_RULE)
     rules.sort(key=lambda r: r != primary)
+    return rules
 
-    labels = _unique_labels(loaded)
+
+def _backbones(
+    runs: list[RunFile],
+    rules: list[str],
+    val_thresholds: list[float] | None,
+    scores: list[np.ndarray],
+) -> list[Backbone]:
+    """One :class:`Backbone` per run, with its thresholds by rule and aligned test scores."""
+    labels = unique_labels(runs)
     backbones: list[Backbone] = []
-    for i, run in enumerate(loaded):
+    for i, run in enumerate(runs):
         thresholds = {r: float(r) for r in rules if r != VAL_RULE}
         if val_thresholds is not None:
             thresholds[VAL_RULE] = val_thresholds[i]
@@ -405,33 +268,41 @@ def compare(
                 config=dict(run.config),
             )
         )
+    return backbones
 
-    point = [
-        evaluate(test_is_pos, b.test_score, b.thresholds, (negative_name, positive_name))
-        for b in backbones
-    ]
-    replicates: dict[Hashable, np.ndarray] = {}
-    if n_bootstrap > 0:
-        replicates = paired_bootstrap(
-            lambda w: _bootstrap_statistic(w, test_is_pos, backbones),
-            n=len(test_ids),
-            n_resamples=n_bootstrap,
-            seed=seed,
-        )
 
-    metric_rows = []
+def _metric_rows(
+    backbones: list[Backbone],
+    rules: list[str],
+    point: list[dict[str, ThresholdResult]],
+    replicates: dict[Hashable, np.ndarray],
+    ci: float,
+) -> list[MetricRow]:
+    """Every metric of every backbone at every rule, with its interval."""
+    rows = []
     for rule in rules:
         for i, b in enumerate(backbones):
             res = point[i][rule]
             est = {
                 m: _estimate(res.values[m], replicates.get((i, rule, m)), ci) for m in METRIC_NAMES
             }
-            metric_rows.append(MetricRow(b.label, rule, res.threshold, res.confusion, est))
+            rows.append(MetricRow(b.label, rule, res.threshold, res.confusion, est))
+    return rows
 
-    pairwise_rows = []
+
+def _pairwise_rows(
+    backbones: list[Backbone],
+    rules: list[str],
+    point: list[dict[str, ThresholdResult]],
+    replicates: dict[Hashable, np.ndarray],
+    ci: float,
+    is_pos: np.ndarray,
+) -> list[PairwiseRow]:
+    """Differences of every pair at every rule, with DeLong's and McNemar's tests."""
+    rows = []
     for i, j in itertools.combinations(range(len(backbones)), 2):
         bi, bj = backbones[i], backbones[j]
-        delong = _delong_or_nan(test_is_pos, bi.test_score, bj.test_score)
+        delong = _delong_or_nan(is_pos, bi.test_score, bj.test_score)
         for rule in rules:
             diffs = {}
             for m in METRIC_NAMES:
@@ -440,78 +311,11 @@ def compare(
                 if replicates:
                     reps = replicates[(i, rule, m)] - replicates[(j, rule, m)]
                 diffs[m] = _estimate(d, reps, ci)
-            correct_i = (bi.test_score >= bi.thresholds[rule]) == test_is_pos
-            correct_j = (bj.test_score >= bj.thresholds[rule]) == test_is_pos
-            pairwise_rows.append(
-                PairwiseRow(
-                    rule, bi.label, bj.label, diffs, delong, mcnemar_exact(correct_i, correct_j)
-                )
-            )
-
-    degenerate = int(np.sum(replicates.get("degenerate", np.zeros(0)))) if replicates else 0
-    comparison = Comparison(
-        backbones=backbones,
-        metrics=metric_rows,
-        pairwise=pairwise_rows,
-        efficiency=[_efficiency(b) for b in backbones],
-        rules=rules,
-        primary_rule=primary,
-        val_criterion=val_criterion,
-        class_names=list(class_names),
-        positive_class=positive_class,
-        negative_name=negative_name,
-        positive_name=positive_name,
-        test_ids=test_ids,
-        test_is_pos=test_is_pos,
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-        ci=ci,
-        degenerate_resamples=degenerate,
-        notes=notes,
-    )
-    if out is not None:
-        from cactus_features.metrics.report import write_report
-
-        comparison.report_path = write_report(comparison, out)
-    return comparison
-
-
-def evaluate_run(
-    run: RunFile | str | Path,
-    val_criterion: ThresholdCriterion = "youden",
-    split: str = "test",
-) -> RunMetrics:
-    """All metrics of one run at threshold 0.5 and at its validation-chosen threshold.
-
-    Args:
-        run: A run file or its path.
-        val_criterion: ``"youden"`` or ``"f1"`` (see :func:`choose_threshold`).
-        split: The split to evaluate.
-
-    Returns:
-        The metrics; the validation rule is omitted (with a note) when the run has
-        no validation predictions of both classes.
-    """
-    run = run if isinstance(run, RunFile) else load_run(run)
-    positive_class = int(run.info.get("positive_class", 1))
-    names = class_pair(run.info.get("class_names"), positive_class)
-    preds = run.predictions.select(split)
-    if len(preds.ids) == 0:
-        raise DataError(f"{_where(run)}: no predictions on the {split} split")
-    thresholds = {DEFAULT_RULE: 0.5}
-    notes: list[str] = []
-    val = run.predictions.select("val")
-    try:
-        thresholds[VAL_RULE] = choose_threshold(
-            binary_targets(val.label, positive_class), val.score, val_criterion
-        )
-    except DataError as exc:
-        notes.append(f"no validation threshold: {exc}")
-    results = evaluate(binary_targets(preds.label, positive_class), preds.score, thresholds, names)
-    sizes = {
-        s: int(np.sum(run.predictions.split == c)) for c, s in enumerate(("train", "val", "test"))
-    }
-    return RunMetrics(display_label(run), split, sizes, val_criterion, results, notes)
+            correct_i = (bi.test_score >= bi.thresholds[rule]) == is_pos
+            correct_j = (bj.test_score >= bj.thresholds[rule]) == is_pos
+            mcnemar = mcnemar_exact(correct_i, correct_j)
+            rows.append(PairwiseRow(rule, bi.label, bj.label, diffs, delong, mcnemar))
+    return rows
 
 
 def _bootstrap_statistic(
@@ -544,76 +348,6 @@ def _estimate(value: float, replicates: np.ndarray | None, ci: float) -> Estimat
     return Estimate(float(value), low, high)
 
 
-def _where(run: RunFile) -> str:
-    return f"'{run.name}' ({run.path})" if run.path else f"'{run.name}'"
-
-
-def _common_classes(runs: list[RunFile]) -> tuple[list[str], int]:
-    first = runs[0]
-    names = list(first.info.get("class_names") or [])
-    pos = int(first.info.get("positive_class", 1))
-    for run in runs[1:]:
-        other_names = list(run.info.get("class_names") or [])
-        other_pos = int(run.info.get("positive_class", 1))
-        if other_names != names or other_pos != pos:
-            raise RunMismatchError(
-                f"cannot compare {_where(first)} with {_where(run)}: different classes "
-                f"({names}, positive {pos} vs {other_names}, positive {other_pos}); "
-                "compare runs trained on the same labels with the same positive class"
-            )
-    return names, pos
-
-
-def _align_test(
-    runs: list[RunFile], positive_class: int
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Align every run's test predictions to the first run's test ids."""
-    tests = [r.predictions.select("test") for r in runs]
-    for run, t in zip(runs, tests, strict=True):
-        if len(t.ids) == 0:
-            raise DataError(f"{_where(run)}: the run file has no test predictions")
-        n_unique = len(set(t.ids.tolist()))
-        if n_unique != len(t.ids):
-            raise DataError(
-                f"{_where(run)}: {len(t.ids) - n_unique} test ids occur more than once; "
-                "the run file is damaged"
-            )
-        check_scores(t.score)
-    ref_run, ref = runs[0], tests[0]
-    position = {id_: k for k, id_ in enumerate(ref.ids.tolist())}
-    scores = [ref.score.astype(np.float64)]
-    for run, t in zip(runs[1:], tests[1:], strict=True):
-        ids = t.ids.tolist()
-        only_other = sum(1 for i in ids if i not in position)
-        only_ref = len(position) - (len(ids) - only_other)
-        if only_other or only_ref:
-            raise RunMismatchError(
-                f"cannot compare {_where(ref_run)} with {_where(run)}: their test sets differ "
-                f"({only_ref} test ids only in the first, {only_other} only in the second, "
-                f"of {len(ref.ids)} and {len(ids)}); compare runs made from the same feature "
-                "split so every backbone is scored on the same test images"
-            )
-        idx = np.fromiter((position[i] for i in ids), dtype=np.intp, count=len(ids))
-        label = np.empty_like(ref.label)
-        label[idx] = t.label
-        n_diff = int(np.sum(label != ref.label))
-        if n_diff:
-            raise RunMismatchError(
-                f"cannot compare {_where(ref_run)} with {_where(run)}: {n_diff} test images have "
-                "different labels in the two runs; compare runs made from the same labelled data"
-            )
-        score = np.empty(len(ids), dtype=np.float64)
-        score[idx] = t.score
-        scores.append(score)
-    is_pos = binary_targets(ref.label, positive_class)
-    if is_pos.all() or not is_pos.any():
-        raise DataError(
-            f"the test split has only one class ({int(is_pos.sum())} positives of {len(is_pos)}); "
-            "ROC AUC and most metrics are undefined"
-        )
-    return ref.ids, is_pos, scores
-
-
 def _val_thresholds(
     runs: list[RunFile],
     positive_class: int,
@@ -633,27 +367,10 @@ def _val_thresholds(
         except DataError as exc:
             if primary == VAL_RULE:
                 raise DataError(
-                    f"{_where(run)}: {exc}; use a fixed threshold instead (--threshold 0.5)"
+                    f"{describe_run(run)}: {exc}; use a fixed threshold instead (--threshold 0.5)"
                 ) from None
-            notes.append(f"No validation-chosen threshold: {_where(run)}: {exc}.")
+            notes.append(f"No validation-chosen threshold: {describe_run(run)}: {exc}.")
             return None
-    return out
-
-
-def _unique_labels(runs: list[RunFile]) -> list[str]:
-    labels = [display_label(r) for r in runs]
-    counts: dict[str, int] = {}
-    for lab in labels:
-        counts[lab] = counts.get(lab, 0) + 1
-    out = []
-    for k, (lab, run) in enumerate(zip(labels, runs, strict=True)):
-        if counts[lab] > 1:
-            lab = f"{lab} [{run.path.stem if run.path else f'run {k + 1}'}]"
-        out.append(lab)
-    if len(set(out)) != len(out):  # same label and same file stem: fall back to positions
-        out = [
-            f"{lab} [run {k + 1}]" if counts[labels[k]] > 1 else lab for k, lab in enumerate(labels)
-        ]
     return out
 
 

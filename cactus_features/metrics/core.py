@@ -15,6 +15,10 @@ cross-entropy of the scores. Every function accepts optional case weights
 ``[..., N]`` (bootstrap multiplicities), so the point estimates and the bootstrap
 replicates are computed by exactly the same code.
 
+Every reported metric is one :class:`Metric` entry of :data:`METRICS` (name,
+labels, and how it is computed); the tables, CSV files and the bootstrap all
+iterate that registry, so a new metric is one entry there.
+
 Conventions (the same as scikit-learn's with ``zero_division=0``):
 
 * precision is 0 when nothing is predicted positive;
@@ -25,6 +29,7 @@ Conventions (the same as scikit-learn's with ``zero_division=0``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,50 +37,132 @@ import numpy as np
 
 from cactus_features.errors import DataError
 
-METRIC_NAMES: tuple[str, ...] = (
-    "roc_auc",
-    "average_precision",
-    "accuracy",
-    "balanced_accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "specificity",
-    "log_loss",
-)
-"""Every metric reported, in table order."""
-
-THRESHOLD_METRICS: tuple[str, ...] = (
-    "accuracy",
-    "balanced_accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "specificity",
-)
-"""Metrics that depend on the decision threshold (functions of the confusion counts)."""
-
-METRIC_LABELS: dict[str, str] = {
-    "roc_auc": "ROC AUC",
-    "average_precision": "Average precision",
-    "accuracy": "Accuracy",
-    "balanced_accuracy": "Balanced accuracy",
-    "precision": "Precision",
-    "recall": "Recall",
-    "f1": "F1",
-    "specificity": "Specificity",
-    "log_loss": "Log loss",
-}
-"""Readable metric names for tables and figures."""
-
-LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss"})
-"""Metrics where a smaller value is better."""
-
 ThresholdCriterion = Literal["youden", "f1"]
 """How a threshold is chosen on the validation split: max Youden's J or max F1."""
 
 LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
 """Scores are clipped to ``[eps, 1 - eps]`` before taking logs (as scikit-learn does)."""
+
+
+@dataclass(frozen=True)
+class ScoredCases:
+    """What a threshold-free metric is computed from.
+
+    Attributes:
+        is_pos: Whether each case is positive ``[N]``.
+        score: Probability of the positive class ``[N]``.
+        weights: Optional case weights ``[N]`` or ``[B, N]`` (``None``: each case once).
+        curve: The cumulative counts of these cases under these weights.
+    """
+
+    is_pos: np.ndarray
+    score: np.ndarray
+    weights: np.ndarray | None
+    curve: CurveCounts
+
+
+CountsFunction = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""A threshold metric from float confusion counts ``(tp, fp, tn, fn)``."""
+
+CasesFunction = Callable[[ScoredCases], np.ndarray]
+"""A threshold-free metric from the scored cases."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported metric: its names and how it is computed.
+
+    Exactly one of ``from_counts`` (the metric depends on the decision threshold)
+    and ``from_cases`` (it does not) is given.
+
+    Attributes:
+        name: Key in every result dictionary, stem of its CSV columns.
+        label: Readable name for tables and figures (``"Balanced accuracy"``).
+        short_label: Column header of the terminal table (``"BalAcc"``).
+        from_counts: The value from confusion counts, broadcast over their shape.
+        from_cases: The value from the scored cases, with the leading shape of the weights.
+        lower_is_better: Whether a smaller value is better.
+    """
+
+    name: str
+    label: str
+    short_label: str
+    from_counts: CountsFunction | None = None
+    from_cases: CasesFunction | None = None
+    lower_is_better: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.from_counts is None) == (self.from_cases is None):
+            raise ValueError(f"metric {self.name!r}: give exactly one of from_counts, from_cases")
+
+
+def _accuracy(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    return _div(tp + tn, tp + fp + tn + fn, undefined=np.nan)
+
+
+def _recall(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    return _div(tp, tp + fn, undefined=np.nan)
+
+
+def _specificity(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    return _div(tn, tn + fp, undefined=np.nan)
+
+
+def _balanced_accuracy(
+    tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray
+) -> np.ndarray:
+    return (_recall(tp, fp, tn, fn) + _specificity(tp, fp, tn, fn)) / 2.0
+
+
+def _precision(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    return _div(tp, tp + fp, undefined=0.0)
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    return _div(2.0 * tp, 2.0 * tp + fp + fn, undefined=np.nan)
+
+
+def _log_loss(cases: ScoredCases) -> np.ndarray:
+    terms = log_loss_terms(cases.is_pos, cases.score)
+    if cases.weights is None:
+        return np.asarray(terms.mean() if len(terms) else np.nan)
+    w = np.asarray(cases.weights, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (w @ terms) / w.sum(axis=-1)
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("roc_auc", "ROC AUC", "AUC", from_cases=lambda c: c.curve.roc_auc()),
+    Metric(
+        "average_precision",
+        "Average precision",
+        "AP",
+        from_cases=lambda c: c.curve.average_precision(),
+    ),
+    Metric("accuracy", "Accuracy", "Acc", from_counts=_accuracy),
+    Metric("balanced_accuracy", "Balanced accuracy", "BalAcc", from_counts=_balanced_accuracy),
+    Metric("precision", "Precision", "Prec", from_counts=_precision),
+    Metric("recall", "Recall", "Recall", from_counts=_recall),
+    Metric("f1", "F1", "F1", from_counts=_f1),
+    Metric("specificity", "Specificity", "Spec", from_counts=_specificity),
+    Metric("log_loss", "Log loss", "LogLoss", from_cases=_log_loss, lower_is_better=True),
+)
+"""Every reported metric, in table order: the one place to add a metric."""
+
+METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
+"""Every metric reported, in table order."""
+
+THRESHOLD_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.from_counts is not None)
+"""Metrics that depend on the decision threshold (functions of the confusion counts)."""
+
+METRIC_LABELS: dict[str, str] = {m.name: m.label for m in METRICS}
+"""Readable metric names for tables and figures."""
+
+METRIC_SHORT_LABELS: dict[str, str] = {m.name: m.short_label for m in METRICS}
+"""Column headers of the terminal table."""
+
+LOWER_IS_BETTER: frozenset[str] = frozenset(m.name for m in METRICS if m.lower_is_better)
+"""Metrics where a smaller value is better."""
 
 
 @dataclass(frozen=True)
@@ -216,16 +303,7 @@ def rates_from_counts(
         (``tn / (tn + fp)``), broadcast to the shape of the counts.
     """
     tp, fp, tn, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, tn, fn))
-    recall = _div(tp, tp + fn, undefined=np.nan)
-    specificity = _div(tn, tn + fp, undefined=np.nan)
-    return {
-        "accuracy": _div(tp + tn, tp + fp + tn + fn, undefined=np.nan),
-        "balanced_accuracy": (recall + specificity) / 2.0,
-        "precision": _div(tp, tp + fp, undefined=0.0),
-        "recall": recall,
-        "f1": _div(2.0 * tp, 2.0 * tp + fp + fn, undefined=np.nan),
-        "specificity": specificity,
-    }
+    return {m.name: m.from_counts(tp, fp, tn, fn) for m in METRICS if m.from_counts is not None}
 
 
 def log_loss_terms(is_pos: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -257,20 +335,14 @@ def all_metrics(
         leading shape of ``weights`` (scalar arrays without weights).
     """
     curve = cumulative_counts(is_pos, score, weights)
-    auc = curve.roc_auc()
-    ap = curve.average_precision()
-    terms = log_loss_terms(is_pos, score)
-    if weights is None:
-        loss = np.asarray(terms.mean() if len(terms) else np.nan)
-    else:
-        w = np.asarray(weights, dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            loss = (w @ terms) / w.sum(axis=-1)
+    cases = ScoredCases(is_pos, score, weights, curve)
+    ranking = {m.name: m.from_cases(cases) for m in METRICS if m.from_cases is not None}
     out: dict[str, dict[str, np.ndarray]] = {}
     for rule, t in thresholds.items():
         tp, fp, tn, fn = curve.at(t)
         values = rates_from_counts(tp, fp, tn, fn)
-        values.update(roc_auc=auc, average_precision=ap, log_loss=loss, tp=tp, fp=fp, tn=tn, fn=fn)
+        values.update(ranking)
+        values.update(tp=tp, fp=fp, tn=tn, fn=fn)
         out[rule] = values
     return out
 

@@ -12,7 +12,7 @@ from cactus_features.errors import ConfigError, WeightsError
 from cactus_features.extract.api import BackboneRequest, extract_features
 from cactus_features.features import FeatureSet
 from cactus_features.heads import TrainResult, train_head
-from cactus_features.metrics import Comparison, compare
+from cactus_features.report import ComparisonReport, compare
 from cactus_features.study.config import StudyConfig
 
 log = logging.getLogger("cactus_features")
@@ -35,7 +35,7 @@ class StudyResult:
 
     features: list[FeatureSet]
     runs: dict[str, list[TrainResult]]
-    comparisons: dict[str, Comparison]
+    comparisons: dict[str, ComparisonReport]
     reports: dict[str, Path]
     skipped: dict[str, str] = field(default_factory=dict)
     substituted: dict[str, str] = field(default_factory=dict)
@@ -117,7 +117,7 @@ def run_study(config: StudyConfig) -> StudyResult:
             log.warning("WARNING %s: %s", fs.name, fs.attrs["health"]["message"])
 
     runs: dict[str, list[TrainResult]] = {}
-    comparisons: dict[str, Comparison] = {}
+    comparisons: dict[str, ComparisonReport] = {}
     reports: dict[str, Path] = {}
     out = Path(config.out)
     labels = [head_label(h) for h in config.heads]

@@ -9,9 +9,9 @@ import pytest
 from sklearn import metrics as skm
 
 from cactus_features.errors import ConfigError, DataError, UserError
-from cactus_features.metrics import compare
-from cactus_features.metrics.compare import RunMismatchError, evaluate_run
+from cactus_features.metrics.compare import RunMismatchError
 from cactus_features.metrics.core import METRIC_NAMES, choose_threshold
+from cactus_features.report import compare, evaluate_run
 from cactus_features.runfile import load_run
 
 

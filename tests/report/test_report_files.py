@@ -10,9 +10,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cactus_features.cli import _register, cli
-from cactus_features.metrics import compare
 from cactus_features.metrics.core import METRIC_NAMES
-from cactus_features.metrics.report import FIGURES
+from cactus_features.report import FIGURES, compare
 
 
 @pytest.fixture

@@ -1,0 +1,33 @@
+"""Render and write the results of stage three (:mod:`cactus_features.metrics`).
+
+Imports the result types and never the other way round. Modules:
+
+* :mod:`~cactus_features.report.api` — :func:`compare` and :func:`evaluate_run`,
+  the public entry points (compute, then render / write);
+* :mod:`~cactus_features.report.formatting` — numbers, intervals, p-values, tables;
+* :mod:`~cactus_features.report.text` — the terminal summaries;
+* :mod:`~cactus_features.report.markdown` — ``report.md``, one function per section;
+* :mod:`~cactus_features.report.csv_files` — ``metrics.csv``, ``pairwise.csv``,
+  ``efficiency.csv``;
+* :mod:`~cactus_features.report.figures` — which figures a report has;
+  :mod:`~cactus_features.report.plots` draws them (matplotlib OO API);
+* :mod:`~cactus_features.report.folder` — writes the report folder.
+"""
+
+from cactus_features.report.api import ComparisonReport, RunReport, compare, evaluate_run
+from cactus_features.report.figures import FIGURES
+from cactus_features.report.folder import write_report
+from cactus_features.report.markdown import render_markdown
+from cactus_features.report.text import render_run_metrics, render_text
+
+__all__ = [
+    "FIGURES",
+    "ComparisonReport",
+    "RunReport",
+    "compare",
+    "evaluate_run",
+    "render_markdown",
+    "render_run_metrics",
+    "render_text",
+    "write_report",
+]
