@@ -26,7 +26,7 @@ from cactus_features.errors import ConfigError
 from cactus_features.heads.config import HeadConfig
 from cactus_features.heads.device import resolve_device
 from cactus_features.heads.prepare.data import FeaturesArg, prepare, resolve_features
-from cactus_features.heads.run import TrainResult, assemble_run, console_logger
+from cactus_features.heads.run import Log, TrainResult, assemble_run, console_logger
 from cactus_features.heads.solvers.adam import AdamSolver
 from cactus_features.heads.solvers.base import Fit
 
@@ -150,23 +150,8 @@ def sweep_heads(
     fit = AdamSolver(max_group).fit(data, configs, dev)
     grid = _grid_rows(points, fit)
     best = choose(grid, base.select)
-    for row in grid:
-        mark = "  <- best" if row["index"] == best else ""
-        log(
-            f"  lr {row['lr']:g}  wd {row['weight_decay']:g}  seed {row['seed']}: val AUC "
-            f"{row['val_auc']:.4f} at epoch {row['best_epoch']}{mark}"
-        )
-    sweep_info = {
-        "lrs": [float(v) for v in lrs],
-        "weight_decays": [float(v) for v in weight_decays],
-        "seeds": [int(v) for v in seeds],
-        "grid": grid,
-        "selected": best,
-        "n_heads": len(points),
-        "group_size": fit.group_size,
-        "seconds": fit.seconds,
-        "seconds_per_head": fit.seconds / len(points),
-    }
+    _log_grid(grid, best, log)
+    sweep_info = _sweep_info(lrs, weight_decays, seeds, grid, best, fit)
     result = assemble_run(
         data,
         parts,
@@ -237,6 +222,37 @@ def _grid_rows(points: Sequence[tuple[float, float, int]], fit: Fit) -> list[dic
             }
         )
     return rows
+
+
+def _log_grid(grid: Sequence[dict[str, Any]], best: int, log: Log) -> None:
+    for row in grid:
+        mark = "  <- best" if row["index"] == best else ""
+        log(
+            f"  lr {row['lr']:g}  wd {row['weight_decay']:g}  seed {row['seed']}: val AUC "
+            f"{row['val_auc']:.4f} at epoch {row['best_epoch']}{mark}"
+        )
+
+
+def _sweep_info(
+    lrs: Sequence[float],
+    weight_decays: Sequence[float],
+    seeds: Sequence[int],
+    grid: list[dict[str, Any]],
+    best: int,
+    fit: Fit,
+) -> dict[str, Any]:
+    """The run's ``info["sweep"]``: the grid, its rows, the choice and the timings."""
+    return {
+        "lrs": [float(v) for v in lrs],
+        "weight_decays": [float(v) for v in weight_decays],
+        "seeds": [int(v) for v in seeds],
+        "grid": grid,
+        "selected": best,
+        "n_heads": len(grid),
+        "group_size": fit.group_size,
+        "seconds": fit.seconds,
+        "seconds_per_head": fit.seconds / len(grid),
+    }
 
 
 def _sweep_hash(base: HeadConfig, sweep: dict[str, Any]) -> str:

@@ -7,17 +7,18 @@ dropout masks, mini-batch order), so head ``k`` of a stack trains like a
 single head with those settings (up to float rounding: a batched matmul may sum
 in another order).
 
-Engines: full-batch linear heads on the CPU use
+Engines (:class:`Engine`): full-batch linear heads on the CPU use
 :class:`~cactus_features.heads.fastpath.fused_linear.FusedLinearEngine`; everything else
-(MLPs, mini-batches, GPU) uses :class:`GenericEngine`. Every epoch's weights are
-scored on the validation rows: by the generic engine as each epoch ends; by the
-fused engine a window of epochs at a time
-(:class:`~cactus_features.heads.fastpath.snapshots.SnapshotWindow`: one pass over the
-validation rows per window instead of per epoch, same curves and selection).
-Loss and AUC come from :mod:`~cactus_features.heads.fastpath.val_scoring` (compiled on the
-CPU). On a GPU everything stays on the device: curves and the best-so-far weights
-are updated with tensor ops, so the loop never waits for the host (except for
-``progress`` reports).
+(MLPs, mini-batches, GPU) uses :class:`~cactus_features.heads.solvers.generic.GenericEngine`.
+An engine takes the epoch's steps and says how its weights are validated: its
+:meth:`Engine.validation` collects the epochs scored together (the generic engine:
+each epoch as it ends; the fused engine: a window of epochs,
+:class:`~cactus_features.heads.fastpath.snapshots.SnapshotWindow`, in one pass over
+the validation rows, same curves and selection) and its :meth:`Engine.scorer` turns
+their logits into loss and AUC (:mod:`~cactus_features.heads.fastpath.val_scoring`,
+compiled on the CPU). The loop itself knows no engine. On a GPU everything stays on
+the device: curves and the best-so-far weights are updated with tensor ops, so the
+loop never waits for the host (except for ``progress`` reports).
 """
 
 from __future__ import annotations
