@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cactus_features.features import FeatureSet
 from cactus_features.heads import HeadConfig, train_head
-from cactus_features.heads.config import resolve_device
-from cactus_features.heads.data import prepare
-from cactus_features.heads.engine import fit_stacked
-from cactus_features.heads.models import build_head, layer_sizes
-from cactus_features.heads.snapshots import window_epochs
+from cactus_features.heads.device import resolve_device
+from cactus_features.heads.fastpath.snapshots import window_epochs
+from cactus_features.heads.nn.models import build_head, layer_sizes
+from cactus_features.heads.prepare.data import prepare
+from cactus_features.heads.solvers.engine import fit_stacked
 
 
 def build_parser() -> argparse.ArgumentParser:

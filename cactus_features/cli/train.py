@@ -2,44 +2,82 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import click
 
+from cactus_features.cli.options import apply
 from cactus_features.errors import ConfigError
+from cactus_features.heads.config import CLI, CliOption, HeadConfig
 
 _CACHES = click.argument(
     "caches", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
 )
+_FIELDS = {f.name: f for f in fields(HeadConfig)}
+COMMON_FIELDS = (
+    "head",
+    "epochs",
+    "batch_size",
+    "class_weight",
+    "hidden",
+    "dropout",
+    "standardize",
+    "select",
+)
+"""The :class:`HeadConfig` fields both ``train`` and ``sweep`` take as options, in help order."""
+TRAIN_FIELDS = ("lr", "weight_decay", "seed", "solver", "C")
+"""The fields only ``train`` takes (``sweep`` takes lists of the first three)."""
+
+
+def config_option(name: str) -> Callable[[Any], Any]:
+    """The click option of a :class:`HeadConfig` field, from its :class:`CliOption`.
+
+    The option is ``--`` + the field name (``_`` as ``-``) and stores the field's name;
+    its default and choices are the field's (none for head-specific defaults).
+    """
+    f = _FIELDS[name]
+    spec: CliOption = f.metadata[CLI]
+    if spec.negate is not None:
+        return click.option(spec.negate, name, flag_value=False, default=True, help=spec.help)
+    default = None if spec.head_default else f.default
+    kind = click.Choice(list(spec.choices)) if spec.choices else spec.type
+    return click.option(
+        "--" + name.replace("_", "-"),
+        name,
+        type=kind,
+        default=default,
+        show_default=default is not None,
+        help=spec.help,
+    )
+
+
+def config_values(params: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """Take the fields' values out of a command's ``params``, as :class:`HeadConfig` options.
+
+    Head-specific defaults left unset are left out; text is parsed where the field says.
+
+    Raises:
+        ConfigError: ``--hidden`` or ``--dropout`` given for a linear head.
+    """
+    values: dict[str, Any] = {}
+    for name in names:
+        value, spec = params.pop(name), _FIELDS[name].metadata[CLI]
+        if spec.head_default and value is None:
+            continue
+        values[name] = spec.parse(value) if spec.parse is not None else value
+    given = [n for n in names if _FIELDS[n].metadata[CLI].head_default and n in values]
+    if values.get("head") == "linear" and given:
+        raise ConfigError("--hidden and --dropout apply to --head mlp only; drop them")
+    return values
 
 
 def _common(fn: Any) -> Any:
     """Options shared by ``train`` and ``sweep``."""
     options = [
-        click.option(
-            "--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True
-        ),
-        click.option("--epochs", type=int, default=500, show_default=True, help="Adam epochs."),
-        click.option(
-            "--batch-size", type=int, default=None, help="Mini-batch size (default: full batch)."
-        ),
-        click.option(
-            "--class-weight",
-            default="inverse",
-            show_default=True,
-            help="inverse | balanced | none | values in class order, e.g. 0.75,0.25.",
-        ),
-        click.option("--hidden", default=None, help="MLP hidden sizes (default 512,128)."),
-        click.option("--dropout", type=float, default=None, help="MLP dropout (default 0.2)."),
-        click.option("--no-standardize", is_flag=True, help="Train on raw embeddings."),
-        click.option(
-            "--select",
-            type=click.Choice(["val_auc", "val_loss", "last"]),
-            default="val_auc",
-            show_default=True,
-            help="Which epoch's weights to keep.",
-        ),
+        *(config_option(name) for name in COMMON_FIELDS),
         click.option(
             "--concat",
             is_flag=True,
@@ -60,17 +98,6 @@ def _common(fn: Any) -> Any:
     return fn
 
 
-def _head_kwargs(head: str, hidden: str | None, dropout: float | None) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    if hidden is not None:
-        kwargs["hidden"] = hidden
-    if dropout is not None:
-        kwargs["dropout"] = dropout
-    if head == "linear" and kwargs:
-        raise ConfigError("--hidden and --dropout apply to --head mlp only; drop them")
-    return kwargs
-
-
 def _inputs(caches: tuple[Path, ...], concat: bool) -> list[Any]:
     if concat:
         if len(caches) < 2:
@@ -86,55 +113,24 @@ def _weights(values: Any) -> str:
 @click.command("train")
 @_CACHES
 @_common
-@click.option("--lr", type=float, default=5e-4, show_default=True, help="Adam learning rate.")
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--solver", type=click.Choice(["adam", "lbfgs"]), default="adam", show_default=True)
-@click.option(
-    "--C", "C", type=float, default=1.0, show_default=True, help="L-BFGS inverse L2 strength."
-)
+@apply([config_option(name) for name in TRAIN_FIELDS])
 def train(
     caches: tuple[Path, ...],
-    head: str,
-    epochs: int,
-    batch_size: int | None,
-    class_weight: str,
-    hidden: str | None,
-    dropout: float | None,
-    no_standardize: bool,
-    select: str,
     concat: bool,
     device: str | None,
     out: Path | None,
     overwrite: bool,
     quiet: bool,
-    lr: float,
-    weight_decay: float,
-    seed: int,
-    solver: str,
-    C: float,
+    **params: Any,
 ) -> None:
     """Train the same head on each CACHE (or on their concatenation) and save run files.
 
     Prints one line per backbone: name, epochs, seconds, best epoch, validation
     AUC, class weights and the run file.
     """
-    from cactus_features.heads import HeadConfig, parse_class_weight, train_with_config
+    from cactus_features.heads import train_with_config
 
-    config = HeadConfig.create(
-        head,
-        epochs=epochs,
-        lr=lr,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        seed=seed,
-        class_weight=parse_class_weight(class_weight),
-        standardize=not no_standardize,
-        solver=solver,
-        C=C,
-        select=select,
-        **_head_kwargs(head, hidden, dropout),
-    )
+    config = HeadConfig.create(**config_values(params, (*COMMON_FIELDS, *TRAIN_FIELDS)))
     for features in _inputs(caches, concat):
         result = train_with_config(
             features, config, device=device, out=out, overwrite=overwrite, quiet=quiet
@@ -163,14 +159,6 @@ def train(
 @click.option("--seed", "seeds", type=int, multiple=True, help="Seed (repeat; default 0).")
 def sweep(
     caches: tuple[Path, ...],
-    head: str,
-    epochs: int,
-    batch_size: int | None,
-    class_weight: str,
-    hidden: str | None,
-    dropout: float | None,
-    no_standardize: bool,
-    select: str,
     concat: bool,
     device: str | None,
     out: Path | None,
@@ -179,32 +167,27 @@ def sweep(
     lrs: tuple[float, ...],
     weight_decays: tuple[float, ...],
     seeds: tuple[int, ...],
+    **params: Any,
 ) -> None:
     """Train a grid of heads (lr x weight decay x seed) at once on each CACHE; keep the best.
 
     All grid points train together in one batched computation; the one with the
     best validation AUC is saved as the run, the whole grid as a CSV next to it.
     """
-    from cactus_features.heads import parse_class_weight, sweep_heads
+    from cactus_features.heads import sweep_heads
 
-    kwargs = _head_kwargs(head, hidden, dropout)
+    options = config_values(params, COMMON_FIELDS)
     for features in _inputs(caches, concat):
         result = sweep_heads(
             features,
             lrs=lrs or (1e-3, 5e-4, 1e-4),
             weight_decays=weight_decays or (0.0,),
             seeds=seeds or (0,),
-            head=head,
-            epochs=epochs,
-            batch_size=batch_size,
-            class_weight=parse_class_weight(class_weight),
-            standardize=not no_standardize,
-            select=select,
             device=device,
             out=out,
             overwrite=overwrite,
             quiet=quiet,
-            **kwargs,
+            **options,
         )
         best = result.best
         cfg = best.config

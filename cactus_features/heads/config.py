@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-import torch
-
 from cactus_features.errors import ConfigError
+from cactus_features.heads.prepare.class_weights import parse_class_weight
 
 HEADS = ("linear", "mlp")
 """Head kinds: one logit (logistic regression) or a ReLU MLP with dropout."""
@@ -24,9 +23,41 @@ SOLVERS = ("adam", "lbfgs")
 SELECTS = ("val_auc", "val_loss", "last")
 """Which epoch's weights a run keeps."""
 CLASS_WEIGHT_MODES = ("inverse", "balanced", "none")
-"""Named class-weight rules (see :mod:`cactus_features.heads.class_weights`)."""
+"""Named class-weight rules (see :mod:`cactus_features.heads.prepare.class_weights`)."""
 
 ClassWeightSpec = str | tuple[float, ...] | dict[str, float]
+
+CLI = "cli"
+"""Key of a field's :class:`CliOption` in its ``dataclasses.field`` metadata."""
+
+
+@dataclass(frozen=True)
+class CliOption:
+    """How a :class:`HeadConfig` field appears on the command line (``--`` + its name
+    with ``-`` for ``_``; the ``train`` and ``sweep`` commands build their options from it).
+
+    Attributes:
+        help: The option's help text.
+        type: The value's type on the command line (``None`` for a choice or a flag).
+        choices: The allowed values (a choice option).
+        negate: A flag that sets the (true by default) field to false, e.g.
+            ``--no-standardize``.
+        parse: Turns the command-line text into the field's value.
+        head_default: No default on the command line: the head kind's default applies
+            (a linear head has no hidden layers nor dropout).
+    """
+
+    help: str | None = None
+    type: type | None = None
+    choices: tuple[str, ...] = ()
+    negate: str | None = None
+    parse: Callable[[str], Any] | None = None
+    head_default: bool = False
+
+
+def _cli(**option: Any) -> dict[str, CliOption]:
+    """A field's metadata: its :class:`CliOption`."""
+    return {CLI: CliOption(**option)}
 
 
 @dataclass(frozen=True)
@@ -54,20 +85,38 @@ class HeadConfig:
         dropout: MLP dropout probability after each hidden ReLU (0 for the linear head).
     """
 
-    head: str = "linear"
-    epochs: int = 500
-    lr: float = 5e-4
-    weight_decay: float = 0.0
-    batch_size: int | None = None
-    seed: int = 0
-    class_weight: ClassWeightSpec = "inverse"
-    standardize: bool = True
-    solver: str = "adam"
-    C: float = 1.0
+    head: str = field(default="linear", metadata=_cli(choices=HEADS))
+    epochs: int = field(default=500, metadata=_cli(type=int, help="Adam epochs."))
+    lr: float = field(default=5e-4, metadata=_cli(type=float, help="Adam learning rate."))
+    weight_decay: float = field(default=0.0, metadata=_cli(type=float))
+    batch_size: int | None = field(
+        default=None, metadata=_cli(type=int, help="Mini-batch size (default: full batch).")
+    )
+    seed: int = field(default=0, metadata=_cli(type=int))
+    class_weight: ClassWeightSpec = field(
+        default="inverse",
+        metadata=_cli(
+            type=str,
+            parse=parse_class_weight,
+            help="inverse | balanced | none | values in class order, e.g. 0.75,0.25.",
+        ),
+    )
+    standardize: bool = field(
+        default=True, metadata=_cli(negate="--no-standardize", help="Train on raw embeddings.")
+    )
+    solver: str = field(default="adam", metadata=_cli(choices=SOLVERS))
+    C: float = field(default=1.0, metadata=_cli(type=float, help="L-BFGS inverse L2 strength."))
     tol: float = 1e-6
-    select: str = "val_auc"
-    hidden: tuple[int, ...] = (512, 128)
-    dropout: float = 0.2
+    select: str = field(
+        default="val_auc", metadata=_cli(choices=SELECTS, help="Which epoch's weights to keep.")
+    )
+    hidden: tuple[int, ...] = field(
+        default=(512, 128),
+        metadata=_cli(type=str, head_default=True, help="MLP hidden sizes (default 512,128)."),
+    )
+    dropout: float = field(
+        default=0.2, metadata=_cli(type=float, head_default=True, help="MLP dropout (default 0.2).")
+    )
 
     @classmethod
     def create(cls, head: str = "linear", **kwargs: Any) -> HeadConfig:
@@ -176,23 +225,6 @@ class HeadConfig:
         config = replace(self, **changes)
         config.validate()
         return config
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """Pick the training device: ``None`` means CUDA when available, else CPU.
-
-    Raises:
-        ConfigError: If the device string is invalid or CUDA is asked for but absent.
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"invalid device {device!r}; use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for but CUDA is not available; use cpu")
-    return dev
 
 
 def _check(ok: bool, name: str, value: Any, rule: str) -> None:

@@ -1,9 +1,9 @@
 """Hyper-parameter sweeps: a grid of heads trained together, chosen on validation.
 
 All grid points (learning rates x weight decays x seeds) are trained in one
-batched computation by :func:`~cactus_features.heads.engine.fit_stacked` (heads
-stacked along a leading axis, per-head Adam hyper-parameters), in groups small
-enough for memory. Each head keeps its selected epoch exactly as
+batched computation by :class:`~cactus_features.heads.solvers.adam.AdamSolver`
+(heads stacked along a leading axis, per-head Adam hyper-parameters), in groups
+small enough for memory. Each head keeps its selected epoch exactly as
 :func:`~cactus_features.heads.train_head` would; the grid point with the best
 validation AUC (ties: lower validation loss, then grid order) becomes the run.
 """
@@ -23,14 +23,15 @@ import numpy as np
 import torch
 
 from cactus_features.errors import ConfigError
-from cactus_features.heads.api import TrainResult, console_logger, finish_run
-from cactus_features.heads.config import HeadConfig, resolve_device
-from cactus_features.heads.data import FeaturesArg, prepare, resolve_features
-from cactus_features.heads.engine import StackedFit, fit_stacked
-from cactus_features.heads.models import LAST_PREFIX, layer_sizes, output_dim, stacked_state
+from cactus_features.heads.config import HeadConfig
+from cactus_features.heads.device import resolve_device
+from cactus_features.heads.prepare.data import FeaturesArg, prepare, resolve_features
+from cactus_features.heads.run import Log, TrainResult, assemble_run, console_logger
+from cactus_features.heads.solvers.adam import AdamSolver
+from cactus_features.heads.solvers.base import Fit
 
-MEMORY_BUDGET = 4 << 30
-"""Bytes of parameters, optimiser state and activations per group of heads."""
+SWEPT = ("lr", "weight_decay", "seed")
+"""The :class:`HeadConfig` fields a sweep varies (its ``lrs``, ``weight_decays``, ``seeds``)."""
 GRID_FIELDS = (
     "index",
     "lr",
@@ -91,19 +92,14 @@ def sweep_heads(
     lrs: Sequence[float] = (1e-3, 5e-4, 1e-4),
     weight_decays: Sequence[float] = (0.0,),
     seeds: Sequence[int] = (0,),
-    head: str = "linear",
-    epochs: int = 500,
-    batch_size: int | None = None,
-    class_weight: Any = "inverse",
-    standardize: bool = True,
-    select: str = "val_auc",
+    *,
     device: str | torch.device | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
     quiet: bool = True,
     save: bool = True,
     max_group: int | None = None,
-    **head_kwargs: Any,
+    **options: Any,
 ) -> SweepResult:
     """Train a grid of Adam heads at once and keep the best on validation.
 
@@ -112,21 +108,19 @@ def sweep_heads(
         lrs: Learning rates.
         weight_decays: Weight decays.
         seeds: Seeds.
-        head: ``"linear"`` or ``"mlp"``.
-        epochs: Epochs of every head.
-        batch_size: Mini-batch size, or ``None`` for full batch.
-        class_weight: As for :func:`train_head`.
-        standardize: As for :func:`train_head`.
-        select: Epoch selection of each head, and the grid criterion (``"val_loss"``:
-            lowest loss; otherwise highest validation AUC, ties by lower loss).
         device: ``None`` picks CUDA when available.
         out: Run directory or exact ``.h5`` path.
         overwrite: Replace an existing run of the same name.
         quiet: Print nothing.
         save: Write the run file and the grid CSV.
         max_group: Most heads trained in one batch (default: what fits
-            :data:`MEMORY_BUDGET`).
-        **head_kwargs: ``hidden``, ``dropout`` (MLP).
+            :data:`~cactus_features.heads.solvers.adam.MEMORY_BUDGET`).
+        **options: Any other :class:`~cactus_features.heads.config.HeadConfig` field
+            but the swept ones, as for :func:`~cactus_features.heads.train_head`:
+            ``head``, ``epochs``, ``batch_size``, ``class_weight``, ``standardize``,
+            ``select`` (each head's epoch selection, and the grid criterion:
+            ``"val_loss"``: lowest loss; otherwise highest validation AUC, ties by
+            lower loss), ``hidden``, ``dropout`` (MLP); ``solver`` may only be ``"adam"``.
 
     Returns:
         The chosen run, the whole grid's validation scores and timings.
@@ -134,99 +128,43 @@ def sweep_heads(
     Raises:
         ConfigError: On invalid options (every grid point is validated first).
     """
-    if head_kwargs.get("solver", "adam") != "adam":
+    if options.get("solver", "adam") != "adam":
         raise ConfigError("sweeps train Adam heads; drop --solver (or train L-BFGS heads singly)")
-    head_kwargs.pop("solver", None)
+    swept = sorted(set(options) & set(SWEPT))
+    if swept:
+        raise ConfigError(
+            f"{', '.join(swept)} are swept; give them as lrs, weight_decays and seeds"
+        )
+    options.pop("solver", None)
     points = grid_points(lrs, weight_decays, seeds)
-    base = HeadConfig.create(
-        head,
-        epochs=epochs,
-        lr=points[0][0],
-        weight_decay=points[0][1],
-        seed=points[0][2],
-        batch_size=batch_size,
-        class_weight=class_weight,
-        standardize=standardize,
-        select=select,
-        **head_kwargs,
-    )
+    base = HeadConfig.create(**options, **dict(zip(SWEPT, points[0], strict=True)))
     configs = [base.with_(lr=a, weight_decay=b, seed=c) for a, b, c in points]
     fs, parts = resolve_features(features)
     data = prepare(fs, base)
     dev = resolve_device(device)
     log = console_logger(quiet)
     log(
-        f"{fs.name}: sweeping {len(points)} {head} heads ({len(set(lrs))} lr x "
+        f"{fs.name}: sweeping {len(points)} {base.head} heads ({len(set(lrs))} lr x "
         f"{len(set(weight_decays))} weight decay x {len(set(seeds))} seed) on {dev}"
     )
-    tensors = data.tensors(dev)
-    sizes = layer_sizes(data.dim, base.hidden, output_dim(len(data.class_names)))
-    group = max_group or _group_size(sizes, tensors.x_train.shape[0], tensors.x_val.shape[0])
-    fits: list[tuple[int, StackedFit]] = []
-    for a in range(0, len(points), group):
-        chunk = points[a : a + group]
-        fit = fit_stacked(
-            tensors,
-            sizes,
-            [p[0] for p in chunk],
-            [p[1] for p in chunk],
-            [p[2] for p in chunk],
-            epochs=epochs,
-            batch_size=batch_size,
-            dropout=base.dropout,
-            select=base.select,
-        )
-        fits.append((a, fit))
-    del tensors
-    seconds = sum(f.seconds for _, f in fits)
-    grid = _grid_rows(points, fits)
+    fit = AdamSolver(max_group).fit(data, configs, dev)
+    grid = _grid_rows(points, fit)
     best = choose(grid, base.select)
-    offset, fit = next((a, f) for a, f in reversed(fits) if a <= best)
-    k = best - offset
-    n_hidden = len(base.hidden)
-    state = stacked_state(fit.best, k, n_hidden)
-    state.update(stacked_state(fit.last, k, n_hidden, prefix=LAST_PREFIX))
-    history = {name: v[:, k].copy() for name, v in fit.history.items()}
-    for row in grid:
-        mark = "  <- best" if row["index"] == best else ""
-        log(
-            f"  lr {row['lr']:g}  wd {row['weight_decay']:g}  seed {row['seed']}: val AUC "
-            f"{row['val_auc']:.4f} at epoch {row['best_epoch']}{mark}"
-        )
-    sweep_info = {
-        "lrs": [float(v) for v in lrs],
-        "weight_decays": [float(v) for v in weight_decays],
-        "seeds": [int(v) for v in seeds],
-        "grid": grid,
-        "selected": best,
-        "n_heads": len(points),
-        "group_size": group,
-        "seconds": seconds,
-        "seconds_per_head": seconds / len(points),
-    }
-    tag = f"sweep-{head}-{_sweep_hash(base, sweep_info)}"
-    result = finish_run(
+    _log_grid(grid, best, log)
+    sweep_info = _sweep_info(lrs, weight_decays, seeds, grid, best, fit)
+    result = assemble_run(
         data,
         parts,
         configs[best],
-        state,
-        history,
-        best_epoch=int(grid[best]["best_epoch"]),
-        epochs_run=epochs,
-        seconds=seconds,
-        val_auc=float(grid[best]["val_auc"]),
+        fit,
+        best,
         device=dev,
-        tag=tag,
+        tag=f"sweep-{base.head}-{_sweep_hash(base, sweep_info)}",
         out=out,
         overwrite=overwrite,
         save=save,
-        extra={
-            "solver": "adam",
-            "engine": fits[0][1].engine,
-            "kernel": fits[0][1].kernel,
-            "sweep": sweep_info,
-        },
         log=log,
+        extra={"sweep": sweep_info},
     )
     grid_path = None
     if result.path is not None:
@@ -236,8 +174,8 @@ def sweep_heads(
         best=result,
         grid=grid,
         best_index=best,
-        seconds=seconds,
-        seconds_per_head=seconds / len(points),
+        seconds=fit.seconds,
+        seconds_per_head=fit.seconds / len(points),
         grid_path=grid_path,
     )
 
@@ -267,36 +205,54 @@ def write_grid_csv(grid: Sequence[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def _grid_rows(
-    points: Sequence[tuple[float, float, int]], fits: Sequence[tuple[int, StackedFit]]
-) -> list[dict[str, Any]]:
+def _grid_rows(points: Sequence[tuple[float, float, int]], fit: Fit) -> list[dict[str, Any]]:
     rows = []
-    for offset, fit in fits:
-        for k in range(len(fit.best_epoch)):
-            i = offset + k
-            lr, wd, seed = points[i]
-            rows.append(
-                {
-                    "index": i,
-                    "lr": lr,
-                    "weight_decay": wd,
-                    "seed": seed,
-                    "best_epoch": int(fit.best_epoch[k]),
-                    "val_auc": float(fit.best_val_auc[k]),
-                    "val_loss": float(fit.best_val_loss[k]),
-                    "last_val_auc": float(fit.history["val_auc"][-1, k]),
-                    "last_train_loss": float(fit.history["train_loss"][-1, k]),
-                }
-            )
+    for i, (lr, wd, seed) in enumerate(points):
+        rows.append(
+            {
+                "index": i,
+                "lr": lr,
+                "weight_decay": wd,
+                "seed": seed,
+                "best_epoch": int(fit.best_epoch[i]),
+                "val_auc": float(fit.best_val_auc[i]),
+                "val_loss": float(fit.best_val_loss[i]),
+                "last_val_auc": float(fit.history["val_auc"][-1, i]),
+                "last_train_loss": float(fit.history["train_loss"][-1, i]),
+            }
+        )
     return rows
 
 
-def _group_size(sizes: Sequence[tuple[int, int]], n_train: int, n_val: int) -> int:
-    """How many heads fit :data:`MEMORY_BUDGET` (parameters x 7 copies, activations x 4)."""
-    n_params = sum(i * o + o for i, o in sizes)
-    n_act = sum(o for _, o in sizes) * (n_train + n_val)
-    per_head = 4 * (7 * n_params + 4 * n_act)
-    return max(1, MEMORY_BUDGET // per_head)
+def _log_grid(grid: Sequence[dict[str, Any]], best: int, log: Log) -> None:
+    for row in grid:
+        mark = "  <- best" if row["index"] == best else ""
+        log(
+            f"  lr {row['lr']:g}  wd {row['weight_decay']:g}  seed {row['seed']}: val AUC "
+            f"{row['val_auc']:.4f} at epoch {row['best_epoch']}{mark}"
+        )
+
+
+def _sweep_info(
+    lrs: Sequence[float],
+    weight_decays: Sequence[float],
+    seeds: Sequence[int],
+    grid: list[dict[str, Any]],
+    best: int,
+    fit: Fit,
+) -> dict[str, Any]:
+    """The run's ``info["sweep"]``: the grid, its rows, the choice and the timings."""
+    return {
+        "lrs": [float(v) for v in lrs],
+        "weight_decays": [float(v) for v in weight_decays],
+        "seeds": [int(v) for v in seeds],
+        "grid": grid,
+        "selected": best,
+        "n_heads": len(grid),
+        "group_size": fit.group_size,
+        "seconds": fit.seconds,
+        "seconds_per_head": fit.seconds / len(grid),
+    }
 
 
 def _sweep_hash(base: HeadConfig, sweep: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from cactus_features.heads.auc import roc_auc
+from cactus_features.heads.fastpath.auc import roc_auc
 
 
 def test_matches_sklearn_with_ties_batched() -> None:

@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cactus_features.heads.engine import SplitTensors, fit_stacked, train_generators
-from cactus_features.heads.models import build_head, init_stacked, layer_sizes, stacked_state
+from cactus_features.heads.nn.models import build_head, init_stacked, layer_sizes, stacked_state
+from cactus_features.heads.prepare.data import SplitTensors
+from cactus_features.heads.solvers.engine import fit_stacked, train_generators
 
 D = 12
 
@@ -143,7 +144,7 @@ def test_native_kernel_is_deterministic() -> None:
 
 
 def test_auto_kernel_switches_to_blas_for_large_stacks() -> None:
-    from cactus_features.heads.fused_linear import NATIVE_MAX_HEADS
+    from cactus_features.heads.fastpath.fused_linear import NATIVE_MAX_HEADS
 
     data = make_data(n=50, n_val=20)
     for k, want in [(NATIVE_MAX_HEADS, "native"), (NATIVE_MAX_HEADS + 1, "torch")]:
@@ -214,7 +215,7 @@ def test_selection_tracks_the_best_validation_epoch() -> None:
 
 
 def test_without_numba_the_torch_kernel_trains(monkeypatch) -> None:
-    from cactus_features.heads import kernels
+    from cactus_features.heads.fastpath import kernels
 
     monkeypatch.setattr(kernels, "available", lambda: False)
     data = make_data()
@@ -230,9 +231,9 @@ def test_windowed_validation_scores_each_epochs_weights(kernel: str) -> None:
     """The fused engine scores validation a window of epochs at a time (64 here, so
     150 epochs make three windows, the last partial): the curves, the selected epoch
     and the selected weights are those of each epoch's own weights."""
-    from cactus_features.heads.auc import roc_auc
-    from cactus_features.heads.snapshots import window_epochs
-    from cactus_features.heads.stacked import weighted_bce
+    from cactus_features.heads.fastpath.auc import roc_auc
+    from cactus_features.heads.fastpath.snapshots import window_epochs
+    from cactus_features.heads.nn.stacked import weighted_bce
 
     if kernel == "native":
         pytest.importorskip("numba")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cactus_features.heads import kernels
+from cactus_features.heads.fastpath import kernels
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba not installed")
 
@@ -93,8 +93,8 @@ def test_linear_logits() -> None:
 def test_val_metrics_match_torch(ties: bool) -> None:
     import torch
 
-    from cactus_features.heads.auc import roc_auc
-    from cactus_features.heads.stacked import weighted_bce
+    from cactus_features.heads.fastpath.auc import roc_auc
+    from cactus_features.heads.nn.stacked import weighted_bce
 
     rng = np.random.default_rng(1)
     z = rng.standard_normal(301).astype(np.float32) * 3
@@ -120,7 +120,7 @@ def test_val_metrics_with_one_class_gives_nan_auc() -> None:
 def test_adam_step_matches_stacked_adam(wd: float) -> None:
     import torch
 
-    from cactus_features.heads.adam import StackedAdam
+    from cactus_features.heads.nn.adam import StackedAdam
 
     rng = np.random.default_rng(2)
     heads, d, parts = 3, 37, 2

@@ -14,7 +14,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from cactus_features.heads import compute_class_weights, train_head
-from cactus_features.heads.lbfgs import fit_logistic_lbfgs
+from cactus_features.heads.solvers.lbfgs import fit_logistic_lbfgs
 
 from .synthetic import make_features
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cactus_features.heads.snapshots import MAX_WINDOW, WINDOW_BYTES, SnapshotWindow, window_epochs
+from cactus_features.heads.fastpath.snapshots import (
+    MAX_WINDOW,
+    WINDOW_BYTES,
+    SnapshotWindow,
+    window_epochs,
+)
 
 
 def test_window_size_follows_the_cache_budget() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cactus_features.heads import kernels
-from cactus_features.heads.val_scoring import NativeScorer, make_scorer, torch_scorer
+from cactus_features.heads.fastpath import kernels
+from cactus_features.heads.fastpath.val_scoring import NativeScorer, make_scorer, torch_scorer
 
 
 def logits(m: int, k: int, n: int, seed: int = 0) -> torch.Tensor:

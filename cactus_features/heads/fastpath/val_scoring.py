@@ -4,7 +4,7 @@
 (float64) for ``m`` consecutive epochs of ``K`` heads:
 
 * on the CPU with Numba: the compiled
-  :func:`~cactus_features.heads.kernels.val_metrics_seq`, each worker thread
+  :func:`~cactus_features.heads.fastpath.kernels.val_metrics_seq`, each worker thread
   taking its share of the heads (or, with fewer heads than threads, a run of
   consecutive epochs), every head's scores sorted starting from its previous
   epoch's order (nearly sorted already: logits move little per epoch);
@@ -21,9 +21,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from cactus_features.heads import kernels
-from cactus_features.heads.auc import roc_auc
-from cactus_features.heads.stacked import weighted_bce
+from cactus_features.heads.fastpath import kernels
+from cactus_features.heads.fastpath.auc import roc_auc
+from cactus_features.heads.nn.stacked import weighted_bce
 
 Scorer = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 Parallel = Callable[[Callable[[int], None]], None]

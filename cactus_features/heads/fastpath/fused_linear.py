@@ -9,11 +9,11 @@ results are deterministic. Shards are walked forwards and backwards on alternate
 epochs, so the rows read last (still in the L3 cache) are read first. No
 autograd, preallocated buffers, Adam in place. Validation rows are not read in
 the epoch's pass: :meth:`FusedLinearEngine.val_logits` scores a window of epochs'
-weights in one pass (see :mod:`~cactus_features.heads.snapshots`). A shard's pass
+weights in one pass (see :mod:`~cactus_features.heads.fastpath.snapshots`). A shard's pass
 is one of:
 
 * :class:`NativeRows` (up to :data:`NATIVE_MAX_HEADS` heads: ``train_head``,
-  small sweeps): the one-pass kernel of :mod:`~cactus_features.heads.kernels`;
+  small sweeps): the one-pass kernel of :mod:`~cactus_features.heads.fastpath.kernels`;
   ``X`` streams from memory once per epoch, a head of a stack trains bit for
   bit like a lone head, and the gradient sum and Adam step are one compiled call.
 * :class:`TorchChunks` (larger stacks, which are compute-bound enough for BLAS):
@@ -41,8 +41,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cactus_features.heads import kernels
-from cactus_features.heads.adam import StackedAdam
+from cactus_features.heads.fastpath import kernels
+from cactus_features.heads.fastpath.snapshots import SnapshotWindow, window_epochs
+from cactus_features.heads.fastpath.val_scoring import Scorer, make_scorer
+from cactus_features.heads.nn.adam import StackedAdam
 
 CHUNK_BYTES = 4 << 20
 """Target size of one chunk of rows (re-read from the L3 cache by the backward product;
@@ -306,6 +308,9 @@ class FusedLinearEngine:
         kernel: One of :data:`KERNELS` (see :func:`pick_kernel`).
     """
 
+    name = "fused"
+    """The engine's name in a run's info."""
+
     def __init__(
         self,
         x: torch.Tensor,
@@ -354,6 +359,14 @@ class FusedLinearEngine:
         self._pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
         self._epoch = 0
 
+    def scorer(self, y_val: torch.Tensor, w_val: torch.Tensor) -> Scorer:
+        """Validation loss and AUC of ``[m, K, Nv]`` logits, compiled, over the worker threads."""
+        return make_scorer(y_val, w_val, self.k, self.parallel, self.threads)
+
+    def validation(self, params: list[torch.Tensor]) -> WindowedValidation:
+        """Validation a window of epochs at a time, in one pass over the validation rows."""
+        return WindowedValidation(self, params, window_epochs(self.k, params[0].shape[-1]))
+
     def close(self) -> None:
         """Stop the worker threads."""
         if self._pool is not None:
@@ -399,3 +412,22 @@ class FusedLinearEngine:
         w, b = w.contiguous(), b.contiguous()
         self.parallel(lambda t: self.shard_pass.val(t, w, b, z_val))
         return z_val.T
+
+
+class WindowedValidation(SnapshotWindow):
+    """A :class:`~cactus_features.heads.fastpath.snapshots.SnapshotWindow` whose
+    snapshots are scored by the fused engine in one pass over the validation rows.
+
+    Args:
+        engine: The engine that computes the validation logits.
+        params: The live parameters (their shapes).
+        size: Epochs per window.
+    """
+
+    def __init__(self, engine: FusedLinearEngine, params: list[torch.Tensor], size: int) -> None:
+        super().__init__(params, size)
+        self.engine = engine
+
+    def logits(self) -> torch.Tensor:
+        """Validation logits ``[m, K, Nv]`` of the window's ``m`` snapshots."""
+        return self.engine.val_logits(*self.flat()).view(len(self), self.k, -1)

@@ -11,11 +11,10 @@ import torch
 
 from cactus_features.errors import CacheError, ConfigError
 from cactus_features.features import FeatureSet, concat_features, load_features
-from cactus_features.heads.class_weights import compute_class_weights
 from cactus_features.heads.config import HeadConfig
-from cactus_features.heads.engine import SplitTensors
-from cactus_features.heads.models import output_dim
-from cactus_features.heads.standardize import Standardizer
+from cactus_features.heads.nn.models import output_dim
+from cactus_features.heads.prepare.class_weights import compute_class_weights
+from cactus_features.heads.prepare.standardize import Standardizer
 
 FeaturesArg = FeatureSet | str | Path | Sequence[FeatureSet | str | Path]
 """A feature set, a cache path, or several of them (concatenated column-wise)."""
@@ -41,6 +40,32 @@ def resolve_features(features: FeaturesArg) -> tuple[FeatureSet, list[FeatureSet
         return fs, [fs]
     parts = [f if isinstance(f, FeatureSet) else load_features(f) for f in features]
     return concat_features(parts), parts
+
+
+@dataclass
+class SplitTensors:
+    """Training and validation rows on the training device.
+
+    Attributes:
+        x_train: ``[N, D]`` float32 (standardised) inputs.
+        y_train: ``[N]`` float32 targets in ``{0, 1}``.
+        w_train: ``[N]`` float32 class weight of each row.
+        x_val: ``[Nv, D]``.
+        y_val: ``[Nv]``.
+        w_val: ``[Nv]``.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    w_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    w_val: torch.Tensor
+
+    @property
+    def device(self) -> torch.device:
+        """Where the tensors live."""
+        return self.x_train.device
 
 
 @dataclass

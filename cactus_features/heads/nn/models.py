@@ -38,7 +38,7 @@ def output_dim(n_classes: int) -> int:
         raise ConfigError(f"need two classes to train a head, got {n_classes}")
     raise ConfigError(
         f"{n_classes} classes: only binary heads are implemented so far; "
-        "merge classes into two or extend heads.models for softmax"
+        "merge classes into two or extend heads.nn.models for softmax"
     )
 
 

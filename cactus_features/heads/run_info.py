@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from cactus_features.features import FeatureSet
-from cactus_features.heads.data import PreparedData
+from cactus_features.heads.prepare.data import PreparedData
 
 DEFAULT_RUN_DIR = Path("cache/runs")
 """Where runs of in-memory feature sets go when no ``out`` is given."""

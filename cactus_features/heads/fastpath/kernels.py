@@ -156,7 +156,7 @@ def adam_step(g_parts, gb_parts, loss_parts, loss, w, b, m_w, v_w, m_b, v_b, lr,
     """Sum the shards' gradients and losses (in shard order); take one Adam step, in place.
 
     The update of ``torch.optim.Adam`` (L2 weight decay added to the gradient, no
-    AMSGrad) in float32, as :class:`~cactus_features.heads.adam.StackedAdam` does it:
+    AMSGrad) in float32, as :class:`~cactus_features.heads.nn.adam.StackedAdam` does it:
     ``m = m + (1 - beta1) (g - m)``, ``v = beta2 v + (1 - beta2) g^2``,
     ``p -= lr / bias1 * m / (sqrt(v) / sqrt(bias2) + eps)``.
 
@@ -262,7 +262,7 @@ def val_metrics(z, pos, sw):  # type: ignore[no-untyped-def]
 
     Returns:
         ``(loss, auc)`` (float64); the AUC counts ties as one half (mid-ranks, as
-        :func:`~cactus_features.heads.auc.roc_auc`) and is NaN with one class only.
+        :func:`~cactus_features.heads.fastpath.auc.roc_auc`) and is NaN with one class only.
     """
     return _metrics_sorted(z, pos, sw, np.argsort(z, kind="quicksort"))
 

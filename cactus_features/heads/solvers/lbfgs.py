@@ -21,13 +21,18 @@ are computed by hand (no autograd).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cactus_features.heads.auc import roc_auc
+from cactus_features.heads.config import HeadConfig
+from cactus_features.heads.fastpath.auc import roc_auc
+from cactus_features.heads.nn.models import LAST_PREFIX
+from cactus_features.heads.prepare.data import PreparedData
+from cactus_features.heads.solvers.base import Fit, Progress
 
 FLOAT32_TOL = 1e-5
 """Smallest tolerance met with float32 matrix-vector products."""
@@ -183,3 +188,78 @@ def _two_loop(
         b = rho * float(torch.dot(y_k, q))
         q.add_(s_k, alpha=a - b)
     return q.neg_()
+
+
+class LbfgsSolver:
+    """Full-batch L-BFGS of linear heads (:func:`fit_logistic_lbfgs`), one at a time.
+
+    The saved weights are the last (converged) iterate; the "epochs" of the curves
+    are iterations.
+    """
+
+    def fit(
+        self,
+        data: PreparedData,
+        configs: Sequence[HeadConfig],
+        device: torch.device,
+        progress: Progress | None = None,
+    ) -> Fit:
+        """Train one linear head per configuration (``C``, ``epochs`` as the iteration
+        limit, ``tol``); ``progress`` is not reported."""
+        tensors = data.tensors(device)
+        fits = [
+            fit_logistic_lbfgs(
+                tensors.x_train,
+                tensors.y_train,
+                tensors.w_train,
+                C=c.C,
+                max_iter=c.epochs,
+                tol=c.tol,
+                x_val=tensors.x_val,
+                y_val=tensors.y_val,
+                w_val=tensors.w_val,
+            )
+            for c in configs
+        ]
+        del tensors
+        return _as_fit(fits)
+
+
+def _state(lb: LbfgsFit) -> dict[str, np.ndarray]:
+    """A linear head's state dict, the selected and (the same) last weights."""
+    state = {
+        "linear.weight": lb.weight.float().cpu().numpy()[None, :],
+        "linear.bias": np.array([lb.bias], dtype=np.float32),
+    }
+    state.update({LAST_PREFIX + k: v.copy() for k, v in list(state.items())})
+    return state
+
+
+def _as_fit(fits: Sequence[LbfgsFit]) -> Fit:
+    """Single L-BFGS fits as one :class:`Fit` (curves as long as the longest run)."""
+    iterations = max(lb.iterations for lb in fits)
+
+    def curves(name: str) -> np.ndarray:
+        out = np.full((iterations, len(fits)), np.nan)
+        for k, lb in enumerate(fits):
+            out[: lb.iterations, k] = lb.history[name]
+        return out
+
+    def last(name: str) -> np.ndarray:
+        return np.array([lb.history[name][-1] if lb.iterations else np.nan for lb in fits])
+
+    states = [_state(lb) for lb in fits]
+    return Fit(
+        history={name: curves(name) for name in fits[0].history},
+        best_epoch=np.array([lb.iterations for lb in fits]),
+        best_val_auc=last("val_auc"),
+        best_val_loss=last("val_loss"),
+        epochs_run=iterations,
+        seconds=sum(lb.seconds for lb in fits),
+        info={"solver": "lbfgs", "lbfgs_converged": all(lb.converged for lb in fits)},
+        group_size=1,
+        weights=lambda k: states[k],
+        note=", ".join(
+            f"L-BFGS: {lb.iterations} iterations, converged={lb.converged}" for lb in fits
+        ),
+    )
