@@ -16,7 +16,13 @@ import h5py
 import numpy as np
 
 from cactus_features.errors import CacheError
-from cactus_features.store.format import EMBEDDINGS, check_version, plain, read_json_attr
+from cactus_features.store.format import (
+    EMBEDDINGS,
+    check_version,
+    open_existing,
+    plain,
+    read_json_attr,
+)
 
 FORMAT_VERSION = EMBEDDINGS.version
 """Version of the cache file layout written by this library."""
@@ -131,14 +137,11 @@ def load_features(path: str | Path) -> FeatureSet:
         CacheError: If the file is missing, incomplete, of a newer format or not a cache file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CacheError(f"{path}: no such cache file; run `cactus-features extract` first")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise CacheError(
-            f"{path}: not a readable HDF5 file ({exc}); delete it and extract again"
-        ) from None
+    f = open_existing(
+        path,
+        missing="no such cache file; run `cactus-features extract` first",
+        unreadable="; delete it and extract again",
+    )
     with f:
         attrs = f.attrs
         check_version(attrs, EMBEDDINGS, path=path)

@@ -80,6 +80,28 @@ def check_version(
     return version
 
 
+def open_existing(path: Path, *, missing: str, unreadable: str = "") -> h5py.File:
+    """Open an HDF5 file read-only, with a user-facing error when that is impossible.
+
+    Args:
+        path: The file.
+        missing: What to say (after ``"<path>: "``) when there is no such file.
+        unreadable: Advice appended to ``"<path>: not a readable HDF5 file (<error>)"``.
+
+    Returns:
+        The open file; close it (``with``) when done.
+
+    Raises:
+        CacheError: If the file does not exist or is not HDF5.
+    """
+    if not path.is_file():
+        raise CacheError(f"{path}: {missing}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise CacheError(f"{path}: not a readable HDF5 file ({exc}){unreadable}") from None
+
+
 def key_hash(key: dict[str, Any]) -> str:
     """Stable 12-character hash of a cache key (JSON with sorted keys, SHA-256)."""
     text = json.dumps(key, sort_keys=True, separators=(",", ":"))

@@ -35,7 +35,7 @@ import numpy as np
 
 from cactus_features.errors import CacheError
 from cactus_features.store.features import split_code
-from cactus_features.store.format import RUN, check_version, json_default
+from cactus_features.store.format import RUN, check_version, json_default, open_existing
 
 RUN_FORMAT_VERSION = RUN.version
 """Version of the run file layout written by this library."""
@@ -136,12 +136,8 @@ def load_run(path: str | Path) -> RunFile:
         CacheError: If the file is missing, not a run file or of a newer format.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CacheError(f"{path}: no such run file; train a head first (`cactus-features train`)")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise CacheError(f"{path}: not a readable HDF5 file ({exc})") from None
+    missing = "no such run file; train a head first (`cactus-features train`)"
+    f = open_existing(path, missing=missing)
     with f:
         version = check_version(f.attrs, RUN, path=path, advice="upgrade cactus-features")
         # files from before the version attribute existed have the format-1 layout
