@@ -1,236 +1,33 @@
 """Reading the feature cache: :class:`FeatureSet` and :func:`load_features`.
 
-A cache file is a plain HDF5 file (see ``docs/cache-format.md``). This module only
-reads; writing lives in :mod:`cactus_features.extract.cache`.
+The public import path of :mod:`cactus_features.store.features`, where the code
+lives (writing lives in :mod:`cactus_features.store.entries`).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
-from pathlib import Path
-from typing import Any
-
-import h5py
-import numpy as np
-
-from cactus_features.errors import CacheError
-
-FORMAT_VERSION = 1
-"""Version of the cache file layout written by this library."""
-
-SPLIT_NAMES = ("train", "val", "test")
-"""Split codes stored in the ``split`` dataset: 0 train, 1 val, 2 test."""
-SPLIT_NONE = 255
-"""Split code of unlabelled images (not in any split)."""
-UNLABELLED = -1
-"""Label index of unlabelled images."""
-JSON_ATTRS = frozenset(
-    {
-        "key",
-        "class_names",
-        "timings",
-        "health",
-        "model_info",
-        "split_config",
-        "dataset_stats",
-        "normalization_stats",
-        "skipped",
-        "source",
-        "versions",
-    }
+from cactus_features.store.features import (
+    FORMAT_VERSION,
+    JSON_ATTRS,
+    SPLIT_NAMES,
+    SPLIT_NONE,
+    UNLABELLED,
+    FeatureSet,
+    concat_features,
+    load_features,
+    split_code,
 )
-"""Cache-file attributes stored as JSON text (all others are plain HDF5 scalars)."""
+from cactus_features.store.format import read_json_attr
 
-
-def split_code(name: str) -> int:
-    """Return the integer code of a split name.
-
-    Args:
-        name: ``"train"``, ``"val"`` or ``"test"``.
-
-    Returns:
-        The code stored in the ``split`` dataset.
-
-    Raises:
-        ValueError: If the name is not a split.
-    """
-    try:
-        return SPLIT_NAMES.index(name)
-    except ValueError:
-        raise ValueError(f"unknown split {name!r}; use one of {', '.join(SPLIT_NAMES)}") from None
-
-
-def read_json_attr(attrs: h5py.AttributeManager, name: str, default: Any = None) -> Any:
-    """Read a JSON-encoded HDF5 attribute, or ``default`` when absent."""
-    if name not in attrs:
-        return default
-    value = attrs[name]
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    return json.loads(str(value))
-
-
-@dataclass
-class FeatureSet:
-    """Embeddings of one dataset by one backbone configuration, as stored in the cache.
-
-    Metadata arrays are read eagerly (they are small); the embeddings matrix is
-    read on first access of :attr:`embeddings`.
-
-    Attributes:
-        path: The HDF5 file, or ``None`` for an in-memory set (e.g. a concatenation).
-        key: Everything that determines the embeddings (backbone, weights,
-            resolution, normalisation, dataset fingerprint, ...).
-        ids: Image ids, shape ``[N]``.
-        labels: Label indices into :attr:`class_names`, ``-1`` for unlabelled; ``[N]``.
-        split: Split codes (0 train, 1 val, 2 test, 255 none); ``[N]``.
-        class_names: Class names in index order.
-        attrs: All other stored metadata (timings, versions, health, model info).
-    """
-
-    path: Path | None
-    key: dict[str, Any]
-    ids: np.ndarray
-    labels: np.ndarray
-    split: np.ndarray
-    class_names: list[str]
-    attrs: dict[str, Any] = field(default_factory=dict)
-    _embeddings: np.ndarray | None = field(default=None, repr=False)
-
-    @cached_property
-    def embeddings(self) -> np.ndarray:
-        """The ``[N, D]`` embeddings as float32 (read from disk on first access)."""
-        if self._embeddings is not None:
-            return self._embeddings
-        if self.path is None:
-            raise CacheError("this feature set has neither a file nor in-memory embeddings")
-        with h5py.File(self.path, "r") as f:
-            return np.asarray(f["embeddings"][...], dtype=np.float32)
-
-    @property
-    def name(self) -> str:
-        """A short readable label, e.g. ``efficientnet_lite0@128``."""
-        return str(self.key.get("name") or f"{self.key['backbone']}@{self.key['resolution']}")
-
-    @property
-    def dim(self) -> int:
-        """Embedding dimension ``D``."""
-        return int(self.attrs.get("dim", self.embeddings.shape[1]))
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def mask(self, split: str) -> np.ndarray:
-        """Boolean mask of the rows in ``split`` (``"train"``, ``"val"`` or ``"test"``)."""
-        return self.split == split_code(split)
-
-
-def load_features(path: str | Path) -> FeatureSet:
-    """Open a complete cache file written by :func:`cactus_features.extract_features`.
-
-    Args:
-        path: Path to the ``.h5`` cache file.
-
-    Returns:
-        The feature set; embeddings are loaded lazily.
-
-    Raises:
-        CacheError: If the file is missing, incomplete, of a newer format or not a cache file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CacheError(f"{path}: no such cache file; run `cactus-features extract` first")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise CacheError(
-            f"{path}: not a readable HDF5 file ({exc}); delete it and extract again"
-        ) from None
-    with f:
-        attrs = f.attrs
-        if attrs.get("kind") != "cactus-features/embeddings":
-            raise CacheError(f"{path}: not a cactus-features cache file")
-        version = int(attrs.get("format_version", 0))
-        if version > FORMAT_VERSION:
-            raise CacheError(
-                f"{path}: cache format version {version} is newer than this library's "
-                f"({FORMAT_VERSION}); upgrade cactus-features to read it"
-            )
-        if not bool(attrs.get("complete", False)):
-            raise CacheError(f"{path}: extraction did not finish; re-run it to resume")
-        key = read_json_attr(attrs, "key", {})
-        class_names = read_json_attr(attrs, "class_names", [])
-        meta = {
-            k: (read_json_attr(attrs, k) if k in JSON_ATTRS else _plain(attrs[k]))
-            for k in attrs
-            if k not in {"key", "class_names"}
-        }
-        ids = f["ids"].asstr()[...]
-        labels = np.asarray(f["labels"][...], dtype=np.int64)
-        split = np.asarray(f["split"][...], dtype=np.uint8)
-        meta["dim"] = int(f["embeddings"].shape[1])
-    return FeatureSet(
-        path=path,
-        key=key,
-        ids=np.asarray(ids, dtype=object),
-        labels=labels,
-        split=split,
-        class_names=list(class_names),
-        attrs=meta,
-    )
-
-
-def concat_features(sets: Sequence[FeatureSet]) -> FeatureSet:
-    """Concatenate the embeddings of several backbones on the same images.
-
-    Args:
-        sets: Feature sets of the same dataset (same ids, labels and split, in order).
-
-    Returns:
-        An in-memory feature set whose embeddings are the column-wise concatenation.
-
-    Raises:
-        CacheError: If the sets do not cover the same images in the same order and split.
-    """
-    if not sets:
-        raise CacheError("nothing to concatenate: give at least one feature set")
-    first = sets[0]
-    for other in sets[1:]:
-        if not (
-            np.array_equal(first.ids, other.ids)
-            and np.array_equal(first.labels, other.labels)
-            and np.array_equal(first.split, other.split)
-        ):
-            raise CacheError(
-                f"cannot concatenate {first.name} and {other.name}: they were extracted from "
-                "different images or splits; extract both from the same data with the same split"
-            )
-    if len(sets) == 1:
-        return first
-    name = "+".join(s.name for s in sets)
-    key = {"name": name, "parts": [s.key for s in sets], "backbone": name, "resolution": None}
-    attrs = {"parts": [str(s.path) for s in sets], "dim": sum(s.dim for s in sets)}
-    return FeatureSet(
-        path=None,
-        key=key,
-        ids=first.ids,
-        labels=first.labels,
-        split=first.split,
-        class_names=first.class_names,
-        attrs=attrs,
-        _embeddings=np.concatenate([s.embeddings for s in sets], axis=1),
-    )
-
-
-def _plain(value: Any) -> Any:
-    """Convert HDF5 attribute values to plain Python types."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
+__all__ = [
+    "FORMAT_VERSION",
+    "JSON_ATTRS",
+    "SPLIT_NAMES",
+    "SPLIT_NONE",
+    "UNLABELLED",
+    "FeatureSet",
+    "concat_features",
+    "load_features",
+    "read_json_attr",
+    "split_code",
+]

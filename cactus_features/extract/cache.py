@@ -1,4 +1,4 @@
-"""Writing the feature cache: keys, file names, locks, resumable chunks, atomic finish.
+"""Cache entries being written: file names, locks, resumable chunks.
 
 Life of a cache entry ``<dir>/<name>.h5``:
 
@@ -7,88 +7,37 @@ Life of a cache entry ``<dir>/<name>.h5``:
 2. Finished chunks are written to ``<name>.parts/chunk-NNNNNN.npy``, each through a
    temporary name and ``os.replace``, so a chunk file either is complete or does
    not exist. A killed run resumes at the first missing chunk.
-3. When every chunk exists, the HDF5 file is assembled under a temporary name,
-   one chunk at a time (memory does not grow with the dataset), flushed to disk
-   and renamed to ``<name>.h5`` in one step. Readers only ever open
-   ``<name>.h5``, so they never see a half-written file.
+3. When every chunk exists, :func:`cactus_features.store.entries.write_entry`
+   assembles the HDF5 file under a temporary name, one chunk at a time (memory
+   does not grow with the dataset), flushed to disk and renamed to ``<name>.h5``
+   in one step. Readers only ever open ``<name>.h5``, so they never see a
+   half-written file.
+
+This module opens no HDF5 file; :mod:`cactus_features.store` does that.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
-import hashlib
 import json
 import logging
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from cactus_features.errors import CacheError
-from cactus_features.features import FORMAT_VERSION
+from cactus_features.store.format import io_message, key_hash
+from cactus_features.store.rows import RowBlocks
 
 log = logging.getLogger("cactus_features")
-
-EMBEDDINGS_KIND = "cactus-features/embeddings"
-
-ROW_BLOCK_BYTES = 16 << 20
-"""Size of the row blocks that checksums and copies stream through."""
-
-
-@dataclass(frozen=True)
-class RowBlocks:
-    """An ``[N, D]`` matrix as consecutive blocks of rows, produced one at a time.
-
-    Attributes:
-        shape: ``(N, D)``.
-        read: Returns a fresh iterator over the blocks, top to bottom.
-    """
-
-    shape: tuple[int, int]
-    read: Callable[[], Iterator[np.ndarray]]
-
-    @classmethod
-    def of(cls, matrix: np.ndarray | h5py.Dataset) -> RowBlocks:
-        """Blocks of about :data:`ROW_BLOCK_BYTES` of an array or HDF5 dataset."""
-        n, d = matrix.shape
-        rows = max(1, ROW_BLOCK_BYTES // max(1, d * matrix.dtype.itemsize))
-
-        def read() -> Iterator[np.ndarray]:
-            for a in range(0, n, rows):
-                yield np.asarray(matrix[a : a + rows])
-
-        return cls((n, d), read)
-
-
-class RowsSha256:
-    """SHA-256 of a matrix's C-ordered little-endian bytes, fed block by block."""
-
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
-
-    def update(self, block: np.ndarray) -> None:
-        """Add the next rows."""
-        le = np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<"))
-        self._hash.update(memoryview(le).cast("B"))
-
-    def hexdigest(self) -> str:
-        """The digest of all rows so far."""
-        return self._hash.hexdigest()
-
-
-def key_hash(key: dict[str, Any]) -> str:
-    """Stable 12-character hash of a cache key."""
-    text = json.dumps(key, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _slug(text: str) -> str:
@@ -110,30 +59,6 @@ def entry_path(cache_dir: Path, dataset_dir: str, key: dict[str, Any]) -> Path:
         ]
     )
     return cache_dir / dataset_dir / f"{stem}.h5"
-
-
-def is_complete(path: Path) -> bool:
-    """Whether ``path`` is a finished cache file this library can read.
-
-    Raises:
-        CacheError: If it is a cache file of a newer format version: it must not be
-            recomputed and overwritten by an older library.
-    """
-    if not path.is_file():
-        return False
-    try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("kind") != EMBEDDINGS_KIND:
-                return False
-            version = int(f.attrs.get("format_version", 0))
-            if version > FORMAT_VERSION:
-                raise CacheError(
-                    f"{path}: cache format version {version} is newer than this library's "
-                    f"({FORMAT_VERSION}); upgrade cactus-features, or use another --cache-dir"
-                )
-            return bool(f.attrs.get("complete", False))
-    except OSError:
-        return False
 
 
 @contextmanager
@@ -177,19 +102,6 @@ def entry_lock(path: Path, *, timeout: float | None = None) -> Iterator[None]:
         os.close(fd)
 
 
-def io_message(where: Path, exc: OSError) -> str:
-    if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-        return (
-            f"{where}: cache folder is not writable ({exc.strerror}); pass a writable --cache-dir"
-        )
-    if exc.errno == errno.ENOSPC:
-        return (
-            f"{where}: disk full while writing the cache; free space and run again "
-            "(finished chunks are kept)"
-        )
-    return f"{where}: {exc.strerror or exc}; check the cache folder"
-
-
 @dataclass
 class PartStore:
     """The finished chunks of an entry being extracted.
@@ -220,6 +132,28 @@ class PartStore:
         """Row range of chunk ``index``."""
         start = index * self.chunk_size
         return range(start, min(start + self.chunk_size, self.n_rows))
+
+    @classmethod
+    def for_entry(
+        cls,
+        path: Path,
+        key: dict[str, Any],
+        n_rows: int,
+        chunk_size: int,
+        batch_size: int,
+        channels_last: bool = True,
+        compiled: bool = False,
+    ) -> PartStore:
+        """The parts store of an entry; a resume needs the same chunking, batching and layout."""
+        manifest = {
+            "key_hash": key_hash(key),
+            "n_rows": n_rows,
+            "chunk_size": chunk_size,
+            "batch_size": batch_size,
+            "channels_last": bool(channels_last),
+            "compiled": bool(compiled),
+        }
+        return cls(path, n_rows, chunk_size, manifest)
 
     def _chunk_file(self, index: int) -> Path:
         return self.folder / f"chunk-{index:06d}.npy"
@@ -302,96 +236,16 @@ class PartStore:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def embeddings_checksum(embeddings: np.ndarray | h5py.Dataset | RowBlocks) -> str:
-    """SHA-256 of the embeddings as C-ordered little-endian bytes (read in row blocks)."""
-    blocks = embeddings if isinstance(embeddings, RowBlocks) else RowBlocks.of(embeddings)
-    digest = RowsSha256()
-    for block in blocks.read():
-        digest.update(block)
-    return digest.hexdigest()
-
-
-def write_entry(
-    path: Path,
-    *,
-    embeddings: np.ndarray | RowBlocks,
-    ids: np.ndarray,
-    labels: np.ndarray,
-    split: np.ndarray,
-    key: dict[str, Any],
-    class_names: list[str],
-    json_attrs: dict[str, Any],
-    plain_attrs: dict[str, Any],
-    dtype: str = "float32",
-) -> None:
-    """Assemble the final HDF5 file under a temporary name and rename it into place.
-
-    The embeddings are copied and hashed one row block at a time, so memory does
-    not grow with ``N``.
-
-    Args:
-        path: The final ``.h5`` path.
-        embeddings: ``[N, D]`` features, in memory or as :class:`RowBlocks`.
-        ids: Image ids ``[N]``.
-        labels: Label indices ``[N]``.
-        split: Split codes ``[N]``.
-        key: The cache key (stored as JSON).
-        class_names: Class names in index order.
-        json_attrs: Structured metadata, each stored as a JSON text attribute.
-        plain_attrs: Scalar metadata stored as plain HDF5 attributes.
-        dtype: ``float32`` or ``float16`` storage of the embeddings.
-    """
-    blocks = embeddings if isinstance(embeddings, RowBlocks) else RowBlocks.of(embeddings)
-    store = np.dtype(np.float16 if dtype == "float16" else np.float32)
-    n, d = blocks.shape
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.h5")
+def remove_leftover_parts(path: Path) -> None:
+    """Delete a parts folder that a kill after the final rename left beside a finished entry."""
+    folder = path.with_suffix(".parts")
+    if not folder.is_dir():
+        return
     try:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            ds = f.create_dataset(
-                "embeddings",
-                shape=(n, d),
-                dtype=store,
-                chunks=(min(n, max(1, (1 << 20) // max(1, d * store.itemsize))), d) if n else None,
-                track_times=False,
-            )
-            digest, row = RowsSha256(), 0
-            for block in blocks.read():
-                part = np.asarray(block, dtype=store)
-                if part.ndim != 2 or part.shape[1] != d or row + len(part) > n:
-                    raise ValueError(f"row block of shape {part.shape} does not fit [{n}, {d}]")
-                ds[row : row + len(part)] = part
-                digest.update(part)
-                row += len(part)
-            if row != n:
-                raise ValueError(f"row blocks gave {row} rows, expected {n}")
-            f.create_dataset(
-                "ids",
-                data=np.asarray(ids, dtype=object),
-                dtype=h5py.string_dtype(),
-                track_times=False,
-            )
-            f.create_dataset("labels", data=np.asarray(labels, np.int64), track_times=False)
-            f.create_dataset("split", data=np.asarray(split, np.uint8), track_times=False)
-            f.attrs["kind"] = EMBEDDINGS_KIND
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["key"] = json.dumps(key, sort_keys=True)
-            f.attrs["key_hash"] = key_hash(key)
-            f.attrs["class_names"] = json.dumps(class_names)
-            f.attrs["embeddings_sha256"] = digest.hexdigest()
-            for name, value in json_attrs.items():
-                f.attrs[name] = json.dumps(value, sort_keys=True)
-            for name, value in plain_attrs.items():
-                f.attrs[name] = value
-            f.attrs["complete"] = True
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CacheError(io_message(path.parent, exc)) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with entry_lock(path, timeout=0):
+            shutil.rmtree(folder, ignore_errors=True)
+    except CacheError:
+        pass  # another process holds the entry; it cleans up itself
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -12,14 +12,18 @@ only the missing ones.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
-from cactus_features.errors import ConfigError
+from cactus_features import errors
+from cactus_features.errors import ConfigError, UserError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -131,3 +135,54 @@ def shutdown(ctx: DistContext) -> None:
     """Leave the process group if this module joined one."""
     if ctx.active and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def on_main(ctx: DistContext, work: Callable[[], T]) -> T:
+    """Run ``work`` on rank 0 only and give its result to every rank.
+
+    A :class:`~cactus_features.errors.UserError` raised by ``work`` is raised on
+    every rank with the same type and message (see :func:`encode_error`), so all
+    ranks stop with the error rank 0 found. Other exceptions are not caught.
+
+    Args:
+        ctx: This rank's context.
+        work: What rank 0 does; its result must be picklable.
+
+    Returns:
+        The result of ``work`` (on rank 0 and, by broadcast, on every other rank).
+    """
+    if not ctx.active:
+        return work()
+    outcome: tuple[Any, tuple[str, str] | None] = (None, None)
+    failure: UserError | None = None
+    if ctx.is_main:
+        try:
+            outcome = (work(), None)
+        except UserError as exc:
+            failure = exc
+            outcome = (None, encode_error(exc))
+    result, error = ctx.broadcast(outcome)
+    if failure is not None:
+        raise failure
+    if error is not None:
+        raise decode_error(error)
+    return result
+
+
+def encode_error(exc: UserError) -> tuple[str, str]:
+    """``(class name, message)`` of a user error, to send to other ranks.
+
+    The name is that of the nearest class in the error's ancestry that
+    :mod:`cactus_features.errors` defines, so :func:`decode_error` can rebuild it.
+    """
+    known = next(c for c in type(exc).__mro__ if getattr(errors, c.__name__, None) is c)
+    return known.__name__, str(exc)
+
+
+def decode_error(encoded: tuple[str, str]) -> UserError:
+    """The user error that :func:`encode_error` described, of the same class."""
+    name, message = encoded
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, UserError)):
+        cls = UserError
+    return cls(message)

@@ -10,8 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from cactus_features.extract import cache
-from cactus_features.extract.cache import RowBlocks, embeddings_checksum, write_entry
+from cactus_features.store import rows
+from cactus_features.store.entries import write_entry
+from cactus_features.store.rows import RowBlocks, embeddings_checksum
 
 
 def entry(path: Path, embeddings, **kw) -> None:
@@ -31,7 +32,7 @@ def entry(path: Path, embeddings, **kw) -> None:
 
 
 def test_checksum_streams_the_bytes_of_the_whole_matrix(monkeypatch) -> None:
-    monkeypatch.setattr(cache, "ROW_BLOCK_BYTES", 1000)  # many small blocks
+    monkeypatch.setattr(rows, "ROW_BLOCK_BYTES", 1000)  # many small blocks
     x = np.random.default_rng(0).standard_normal((301, 17)).astype(np.float32)
     assert embeddings_checksum(x) == hashlib.sha256(x.tobytes()).hexdigest()
     big_endian = x.astype(">f4")

@@ -240,12 +240,12 @@ def test_the_whole_dataset_is_validated_before_model_work(
 ):
     img_dir, csv_path = small_data
     (img_dir / "img0023.jpg").write_bytes(b"")  # the very last image
-    from cactus_features.extract import api, pipeline
+    from cactus_features.extract import pipeline, run
 
     def forbidden(*a, **k):
         raise AssertionError("model work started before the dataset was validated")
 
-    monkeypatch.setattr(api, "build_backbone", forbidden)
+    monkeypatch.setattr(run, "build_backbone", forbidden)
     monkeypatch.setattr(pipeline, "embed_chunk", forbidden)
     cache = tmp_path / "c"
     r = run_cli(*extract_args(img_dir, csv_path, cache), "--backbone", "resnet18@32")

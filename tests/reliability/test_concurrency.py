@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from cactus_features.errors import CacheError
-from cactus_features.extract.cache import embeddings_checksum
 from cactus_features.extract.verify import verify_file
 from cactus_features.features import load_features
+from cactus_features.store.rows import embeddings_checksum
 from tests.reliability.conftest import (
     assert_user_error,
     extract_args,
@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 torch.set_num_threads(1)
 from cactus_features import extract_features
-from cactus_features.extract import api, cache, pipeline
+from cactus_features.extract import cache, finish, pipeline
 
 img_dir, csv_path, cache_dir, go, ready, audit, delay = sys.argv[1:8]
 
@@ -46,7 +46,7 @@ def note(text):
     with open(audit, "a") as fh:
         fh.write(f"{os.getpid()} {text}\n")
 
-real_embed, real_save, real_write = pipeline.embed_chunk, cache.PartStore.save, api.write_entry
+real_embed, real_save, real_write = pipeline.embed_chunk, cache.PartStore.save, finish.write_entry
 
 def slow_embed(*args, **kwargs):
     time.sleep(float(delay))
@@ -62,7 +62,7 @@ def audited_write(path, **kw):
 
 pipeline.embed_chunk = slow_embed
 cache.PartStore.save = audited_save
-api.write_entry = audited_write
+finish.write_entry = audited_write
 logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 Path(ready).touch()
 while not Path(go).exists():

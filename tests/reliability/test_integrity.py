@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 import cactus_features
-from cactus_features.extract.cache import embeddings_checksum
 from cactus_features.features import load_features
+from cactus_features.store.rows import embeddings_checksum
 from tests.reliability.conftest import assert_user_error, extract_args
 
 PACKAGE = Path(cactus_features.__file__).parent

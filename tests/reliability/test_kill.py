@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from cactus_features.errors import CacheError
-from cactus_features.extract.cache import is_complete
 from cactus_features.extract.verify import verify_file
 from cactus_features.features import load_features
+from cactus_features.store.entries import is_complete
 from tests.reliability.conftest import SUBPROCESS_ENV, LineReader, wait_for
 
 ZYGOTE = Path(__file__).with_name("_zygote.py")
