@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 from _common import best_of, command_line, cpu_busy_share, data_paths, machine_summary
 
-from cactus_features.extract.cache import embeddings_checksum, write_entry
 from cactus_features.features import load_features
+from cactus_features.store.entries import write_entry
+from cactus_features.store.rows import embeddings_checksum
 
 CHILD = r"""
 import json, logging, resource, sys, time, warnings
