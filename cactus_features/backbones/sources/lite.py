@@ -122,9 +122,13 @@ def _stages(variant: LiteVariant) -> list[MBConvConfig]:
 
 def build_lite_architecture(variant: LiteVariant, num_classes: int = 1000) -> nn.Module:
     """Build an untrained EfficientNet-Lite as a modified torchvision ``EfficientNet``."""
-    model = EfficientNet(
-        _stages(variant), variant.dropout, last_channel=_HEAD, num_classes=num_classes
+    return make_lite(
+        EfficientNet(_stages(variant), variant.dropout, last_channel=_HEAD, num_classes=num_classes)
     )
+
+
+def make_lite(model: nn.Module) -> nn.Module:
+    """Turn an EfficientNet into its Lite form in place: no SE, ReLU6, BatchNorm eps 1e-3."""
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, SqueezeExcitation):
