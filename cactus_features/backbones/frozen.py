@@ -48,8 +48,9 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 class FrozenBackbone(nn.Module):
     """Pre-processing plus a frozen model: ``uint8 [B, H, W, 3]`` in, ``float32 [B, D]`` out.
 
-    Images are converted, resized (bilinear, antialiased when shrinking) and
-    normalised on the model's device, so only compact uint8 batches cross the bus.
+    Images are converted, resized (with the spec's interpolation, antialiased when
+    shrinking) and normalised on the model's device, so only compact uint8 batches
+    cross the bus.
 
     Args:
         model: The model with its classifier removed.
@@ -132,7 +133,7 @@ class FrozenBackbone(nn.Module):
             x = F.interpolate(
                 x,
                 size=(r, r),
-                mode="bilinear",
+                mode=self.spec.interpolation,
                 align_corners=False,
                 antialias=h > r or w > r,
             )

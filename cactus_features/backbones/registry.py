@@ -1,62 +1,76 @@
-"""The registry of frozen feature extractors.
+"""The registry of frozen feature extractors: the backbone sources, composed.
 
 Every torchvision classification model is reachable by its torchvision name
-(``resnet50``, ``efficientnet_b0``, ``convnext_tiny``, ...) through
-``torchvision.models.list_models``; extra entries (``efficientnet_lite0``) add
-models torchvision does not ship. Each entry builds a model whose classifier is
-replaced by the identity, so its output is the pooled embedding.
+(``resnet50``, ``efficientnet_b0``, ``convnext_tiny``, ...); the EfficientNet-Lite
+source adds ``efficientnet_lite0``, which torchvision does not ship. A name
+belongs to exactly one source, which describes, builds and loads it.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from functools import cache
+from types import MappingProxyType
 
-import torch
-import torchvision
 from torch import nn
-from torchvision.models import get_model_builder, get_model_weights, list_models
 
-from cactus_features.backbones.lite0 import build_lite0_architecture
+from cactus_features.backbones.architecture import build_meta, embedding_dim, strip_classifier
+from cactus_features.backbones.sources.lite import LiteSource
+from cactus_features.backbones.sources.torchvision import TorchvisionSource
+from cactus_features.backbones.spec import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BackboneSource,
+    BackboneSpec,
+)
 from cactus_features.errors import ConfigError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "SOURCES",
+    "BackboneSpec",
+    "available_backbones",
+    "build_architecture",
+    "build_on_meta",
+    "check_backbone_name",
+    "compose",
+    "embedding_dim",
+    "get_spec",
+    "source_of",
+    "strip_classifier",
+]
+
+SOURCES: tuple[BackboneSource, ...] = (TorchvisionSource(), LiteSource())
 
 
-@dataclass(frozen=True)
-class BackboneSpec:
-    """What the registry knows about one backbone, without building it.
+def compose(sources: Iterable[BackboneSource]) -> Mapping[str, BackboneSource]:
+    """Index the sources by the names they own.
 
-    Attributes:
-        name: Registry name.
-        dim: Embedding dimension of the pooled features.
-        default_resolution: Input side length the pretrained weights were trained at.
-        min_resolution: Smallest input side the architecture accepts.
-        fixed_resolution: Whether only ``default_resolution`` is accepted (ViT).
-        weights: Names of the available pretrained weights (``DEFAULT`` first).
-        source: ``"torchvision"`` or ``"cactus-features"``.
+    Raises:
+        ValueError: If two sources claim the same name.
     """
+    owner: dict[str, BackboneSource] = {}
+    for source in sources:
+        for name in source.names():
+            if name in owner:
+                raise ValueError(
+                    f"backbone {name!r} is claimed by both {type(owner[name]).__name__} "
+                    f"and {type(source).__name__}"
+                )
+            owner[name] = source
+    return MappingProxyType(owner)
 
-    name: str
-    dim: int
-    default_resolution: int
-    min_resolution: int
-    fixed_resolution: bool
-    weights: tuple[str, ...]
-    source: str
 
-
-# Models torchvision does not ship, by name: a builder of the untrained architecture.
-_EXTRA: dict[str, Callable[[], nn.Module]] = {"efficientnet_lite0": build_lite0_architecture}
-_EXTRA_WEIGHTS: dict[str, tuple[str, ...]] = {"efficientnet_lite0": ("DEFAULT", "IMAGENET1K")}
+@cache
+def _index() -> Mapping[str, BackboneSource]:
+    return compose(SOURCES)
 
 
 def available_backbones() -> list[str]:
-    """All registry names, sorted: torchvision's classification models plus extras."""
-    return sorted(set(list_models(module=torchvision.models)) | set(_EXTRA))
+    """All registry names, sorted: torchvision's classification models plus the Lite family."""
+    return sorted(_index())
 
 
 def check_backbone_name(name: str) -> str:
@@ -73,55 +87,18 @@ def check_backbone_name(name: str) -> str:
     raise ConfigError(f"unknown backbone {name!r}; {hint}")
 
 
+def source_of(name: str) -> BackboneSource:
+    """The source that owns a registry name.
+
+    Raises:
+        ConfigError: For an unknown name.
+    """
+    return _index()[check_backbone_name(name)]
+
+
 def build_architecture(name: str) -> nn.Module:
     """Build the untrained architecture of a registry entry (classifier still attached)."""
-    name = check_backbone_name(name)
-    if name in _EXTRA:
-        return _EXTRA[name]()
-    return get_model_builder(name)(weights=None)
-
-
-def strip_classifier(model: nn.Module) -> nn.Module:
-    """Replace the final classification layer with the identity, in place.
-
-    The last ``nn.Linear`` of the model is the classifier in every torchvision
-    classification model except SqueezeNet, whose 1x1-conv classifier is
-    replaced by global average pooling.
-
-    Returns:
-        The same model, now returning pooled embeddings.
-    """
-    if isinstance(model, torchvision.models.SqueezeNet):
-        model.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-        return model
-    if isinstance(model, torchvision.models.GoogLeNet | torchvision.models.Inception3):
-        model.aux_logits = False
-        for aux in ("aux1", "aux2", "AuxLogits"):
-            if hasattr(model, aux):
-                setattr(model, aux, None)
-    last_name = None
-    for module_name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            last_name = module_name
-    if last_name is None:
-        raise ConfigError(f"{type(model).__name__}: found no classifier layer to remove")
-    parent_name, _, child_name = last_name.rpartition(".")
-    last_parent = model.get_submodule(parent_name)
-    setattr(last_parent, child_name, nn.Identity())
-    return model
-
-
-def embedding_dim(model: nn.Module) -> int:
-    """Dimension of the pooled features: the input width of the final classifier."""
-    if isinstance(model, torchvision.models.SqueezeNet):
-        return int(model.classifier[1].in_channels)
-    last = None
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            last = module
-    if last is None:
-        raise ConfigError(f"{type(model).__name__}: found no classifier layer")
-    return int(last.in_features)
+    return source_of(name).build(name)
 
 
 def build_on_meta(name: str) -> nn.Module:
@@ -130,11 +107,8 @@ def build_on_meta(name: str) -> nn.Module:
     A few builders compute values from tensors while initialising; those are
     built on the CPU instead.
     """
-    try:
-        with torch.device("meta"):
-            return build_architecture(name)
-    except NotImplementedError:
-        return build_architecture(name)
+    source = source_of(name)
+    return build_meta(lambda: source.build(name))
 
 
 @cache
@@ -143,18 +117,4 @@ def get_spec(name: str) -> BackboneSpec:
 
     The model is instantiated on the ``meta`` device, which costs no memory.
     """
-    name = check_backbone_name(name)
-    model = build_on_meta(name)
-    dim = embedding_dim(model)
-    if name in _EXTRA:
-        return BackboneSpec(name, dim, 224, 32, False, _EXTRA_WEIGHTS[name], "cactus-features")
-    enum = get_model_weights(name)
-    default = enum.DEFAULT
-    keywords = getattr(default.transforms, "keywords", {})
-    crop = int(keywords.get("crop_size", 224))
-    min_size = default.meta.get("min_size", (32, 32))
-    fixed = isinstance(getattr(model, "image_size", None), int)
-    if fixed:
-        crop = int(model.image_size)
-    names = ("DEFAULT", *[w for w in enum.__members__ if w != "DEFAULT"])
-    return BackboneSpec(name, dim, crop, int(min(min_size)), fixed, names, "torchvision")
+    return source_of(name).spec(name)

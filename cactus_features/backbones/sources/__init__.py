@@ -1,0 +1,1 @@
+"""Backbone sources: each owns a family of registry names (see ``spec.BackboneSource``)."""
