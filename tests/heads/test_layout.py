@@ -1,8 +1,8 @@
-"""The heads package's layout: no import cycles, one solver per name, options from HeadConfig."""
+"""The heads package's layout: one solver per name, options from HeadConfig (import cycles:
+``tests/test_layout.py``)."""
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
@@ -18,43 +18,7 @@ from cactus_features.heads.solvers import SOLVER_TYPES
 
 from .synthetic import make_features
 
-ROOT = Path(heads.__file__).parent
-
-
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT.parent.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _runtime_imports(path: Path) -> set[str]:
-    """Modules of ``cactus_features.heads`` imported at module level (not under TYPE_CHECKING)."""
-    out = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module.startswith("cactus_features.heads"):
-                out.add(node.module)
-                out.update(f"{node.module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            out.update(a.name for a in node.names if a.name.startswith("cactus_features.heads"))
-    return out
-
-
-def test_heads_modules_import_without_cycles() -> None:
-    paths = {_module_name(p): p for p in ROOT.rglob("*.py")}
-    graph = {name: _runtime_imports(p) & set(paths) - {name} for name, p in paths.items()}
-    state: dict[str, int] = {}
-
-    def visit(name: str, stack: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        assert state.get(name) != 1, f"import cycle: {' -> '.join([*stack, name])}"
-        state[name] = 1
-        for dep in sorted(graph[name]):
-            visit(dep, [*stack, name])
-        state[name] = 2
-
-    for name in sorted(graph):
-        visit(name, [])
+REPO = Path(heads.__file__).parents[2]
 
 
 def test_every_solver_name_has_a_solver() -> None:
@@ -92,7 +56,7 @@ def test_the_cli_reads_head_options_without_importing_torch() -> None:
         "import sys; from cactus_features.cli import _register; _register(); "
         "print('torch' in sys.modules)"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT.parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
