@@ -6,6 +6,7 @@ Renders a :class:`~cactus_features.study.label_efficiency.LabelEfficiencyResult`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,28 @@ def write_label_efficiency(result: LabelEfficiencyResult, out: str | Path) -> di
         "csv": write_csv(result, folder / f"{STEM}.csv"),
         "figure": figure,
     }
+
+
+def add_to_reports(
+    result: LabelEfficiencyResult, out: str | Path, reports: list[Path]
+) -> dict[str, Path]:
+    """Write the curves' files into ``out`` and append their section to each report.
+
+    Args:
+        result: The curves.
+        out: Folder for ``label_efficiency.md``, ``.csv`` and ``.png``.
+        reports: ``report.md`` files to append the section to (the figure linked
+            relative to each).
+
+    Returns:
+        The files written (see :func:`write_label_efficiency`).
+    """
+    paths = write_label_efficiency(result, out)
+    for report in reports:
+        figure = os.path.relpath(paths["figure"], report.parent)
+        with report.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + to_markdown(result, Path(figure).as_posix()))
+    return paths
 
 
 def _percent(fraction: float) -> str:

@@ -352,3 +352,29 @@ def _points(
                 )
             )
     return points
+
+
+def study_label_efficiency(
+    features: Sequence[FeaturesArg], options: dict[str, Any]
+) -> LabelEfficiencyResult:
+    """:func:`label_efficiency` with a study TOML's ``[label_efficiency]`` table.
+
+    Args:
+        features: The study's feature sets.
+        options: :func:`label_efficiency` keywords; ``seeds`` may be a count
+            (seeds ``0..N-1``) or a list.
+
+    Returns:
+        The curves.
+
+    Raises:
+        ConfigError: On an invalid value (unknown keys reach :func:`train_head`,
+            which names them).
+    """
+    opts = dict(options)
+    seeds = opts.pop("seeds", SEEDS)
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ConfigError(f"label_efficiency seeds = {seeds} is invalid; give 1 or more")
+        seeds = tuple(range(seeds))
+    return label_efficiency(features, opts.pop("fractions", FRACTIONS), seeds, **opts)

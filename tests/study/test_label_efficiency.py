@@ -134,3 +134,34 @@ def test_cli_end_to_end(tmp_path: Path, fs) -> None:
         cli, ["label-efficiency", str(a), "--fractions", "0,x", "--out", str(out)]
     )
     assert bad.exit_code == 2 and "--fractions" in bad.output
+
+
+def test_a_study_adds_the_curves_to_its_report(kaggle_data, tmp_path: Path) -> None:
+    from cactus_features.extract.api import BackboneRequest
+    from cactus_features.study.config import load_study
+    from cactus_features.study.runner import run_study
+
+    img_dir, csv_path = kaggle_data
+    toml = tmp_path / "study.toml"
+    toml.write_text(
+        f'data = "{img_dir}"\nlabels = "{csv_path}"\nout = "{tmp_path / "report"}"\n'
+        f'cache_dir = "{tmp_path / "cache"}"\nquiet = true\n'
+        "[compare]\nn_bootstrap = 50\n"
+        '[[backbone]]\nname = "resnet18"\nresolution = 32\nweights = "none"\n'
+        '[[head]]\nhead = "linear"\nepochs = 10\n'
+        "[label_efficiency]\nfractions = [0.3, 1.0]\nseeds = 2\nn_bootstrap = 50\nepochs = 10\n"
+    )
+    config = load_study(toml)
+    assert config.label_efficiency == {
+        "fractions": [0.3, 1.0], "seeds": 2, "n_bootstrap": 50, "epochs": 10
+    }  # fmt: skip
+    config.backbones = [BackboneRequest("resnet18", "none", None, 32)]
+    result = run_study(config)
+    curves = result.label_efficiency
+    assert curves is not None and curves.seeds == (0, 1) and curves.fractions == (0.3, 1.0)
+    assert curves.options == {"epochs": 10}
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Label efficiency" in report
+    assert "![Label-efficiency curves](label_efficiency.png)" in report
+    assert (tmp_path / "report" / "label_efficiency.csv").is_file()
+    assert "label_efficiency" in result.seconds
