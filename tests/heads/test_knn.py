@@ -198,3 +198,10 @@ def test_choose_k_breaks_ties_by_log_loss_then_smaller_k() -> None:
     choice = choose_k(Neighbours(sims, mixed), labels, (2, 4, 8), TEMPERATURE, [0.5, 0.5])
     assert len(set(choice.val_auc)) == 1 and choice.val_loss[0] > min(choice.val_loss)
     assert choice.k == choice.ks[int(np.argmin(choice.val_loss))] != 2
+
+
+def test_sweeps_refuse_the_knn_probe(fs) -> None:
+    from cactus_features.heads import sweep_heads
+
+    with pytest.raises(ConfigError, match="train --head knn"):
+        sweep_heads(fs, head="knn", save=False)
