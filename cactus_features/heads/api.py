@@ -52,7 +52,8 @@ def train_head(
     Args:
         features: A :class:`~cactus_features.features.FeatureSet`, a cache ``.h5``
             path, or a list of them (trained on their column-wise concatenation).
-        head: ``"linear"`` or ``"mlp"``.
+        head: ``"linear"``, ``"mlp"`` or ``"knn"`` (the kNN probe: no weights, ``k``
+            chosen on validation).
         device: ``None`` picks CUDA when available, else CPU.
         out: Run directory or exact ``.h5`` path; default ``<cache dir>/runs/``.
         overwrite: Replace an existing run file of the same name instead of adding

@@ -132,7 +132,7 @@ class HeadConfig:
         :mod:`cactus_features.heads.solvers.knn`).
 
         Args:
-            head: ``"linear"`` or ``"mlp"``.
+            head: ``"linear"``, ``"mlp"`` or ``"knn"``.
             **kwargs: Any other :class:`HeadConfig` field.
 
         Returns:
