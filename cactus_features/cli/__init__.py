@@ -39,9 +39,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from cactus_features.cli import compare, extract, study, train
+    from cactus_features.cli import compare, extract, label_efficiency, study, train
 
-    for module in (extract, train, compare, study):
+    for module in (extract, train, compare, study, label_efficiency):
         for command in module.COMMANDS:
             cli.add_command(command)
 

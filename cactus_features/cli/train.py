@@ -136,9 +136,14 @@ def train(
             features, config, device=device, out=out, overwrite=overwrite, quiet=quiet
         )
         info = result.run.info
+        fitted = (
+            f"kNN k={info['knn']['k']} in {result.seconds:.2f}s"
+            if "knn" in info
+            else f"{info['epochs_run']} epochs in {result.seconds:.2f}s, "
+            f"best epoch {result.best_epoch}"
+        )
         click.echo(
-            f"{info['backbone_name']}: {info['epochs_run']} epochs in {result.seconds:.2f}s, "
-            f"best epoch {result.best_epoch}, val AUC {result.val_auc:.4f}, class weights "
+            f"{info['backbone_name']}: {fitted}, val AUC {result.val_auc:.4f}, class weights "
             f"{_weights(result.class_weights)} ({info['class_weight_mode']}) -> {result.path}"
         )
 

@@ -8,6 +8,7 @@ configuration -> :func:`~cactus_features.heads.prepare.data.prepare` -> a solver
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from cactus_features.heads.run import (
     score_rows,
 )
 from cactus_features.heads.solvers import solver_for
+from cactus_features.heads.solvers.knn import predict_knn
 from cactus_features.runfile import RunFile
 
 __all__ = ["TrainResult", "predict_scores", "train_head", "train_with_config"]
@@ -42,6 +44,7 @@ def train_head(
     overwrite: bool = False,
     quiet: bool = True,
     save: bool = True,
+    train_rows: np.ndarray | Sequence[int] | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train one head on cached features and save the run file.
@@ -49,13 +52,17 @@ def train_head(
     Args:
         features: A :class:`~cactus_features.features.FeatureSet`, a cache ``.h5``
             path, or a list of them (trained on their column-wise concatenation).
-        head: ``"linear"`` or ``"mlp"``.
+        head: ``"linear"``, ``"mlp"`` or ``"knn"`` (the kNN probe: no weights, ``k``
+            chosen on validation).
         device: ``None`` picks CUDA when available, else CPU.
         out: Run directory or exact ``.h5`` path; default ``<cache dir>/runs/``.
         overwrite: Replace an existing run file of the same name instead of adding
             a ``-2``, ``-3``, ... suffix.
         quiet: Print nothing (else the class weights and progress are printed).
         save: Write the run file.
+        train_rows: Train on these cache rows only (indices into the cache, all in the
+            training split; e.g. a label-efficiency subsample); validation and test
+            rows are unchanged. ``None``: the whole training split.
         **options: Any other :class:`~cactus_features.heads.config.HeadConfig` field,
             with its name and default there: ``epochs`` (Adam epochs; L-BFGS
             iteration limit), ``lr``, ``weight_decay``, ``batch_size`` (``None``: full
@@ -74,7 +81,14 @@ def train_head(
     """
     config = HeadConfig.create(head, **options)
     return train_with_config(
-        features, config, device=device, out=out, overwrite=overwrite, quiet=quiet, save=save
+        features,
+        config,
+        device=device,
+        out=out,
+        overwrite=overwrite,
+        quiet=quiet,
+        save=save,
+        train_rows=train_rows,
     )
 
 
@@ -87,10 +101,11 @@ def train_with_config(
     overwrite: bool = False,
     quiet: bool = True,
     save: bool = True,
+    train_rows: np.ndarray | Sequence[int] | None = None,
 ) -> TrainResult:
     """:func:`train_head` with a ready :class:`HeadConfig` (same behaviour)."""
     fs, parts = resolve_features(features)
-    data = prepare(fs, config)
+    data = prepare(fs, config, train_rows=train_rows)
     dev = resolve_device(device)
     log = console_logger(quiet)
     weights = "[" + ", ".join(f"{w:.4f}" for w in data.class_weights) + "]"
@@ -113,6 +128,7 @@ def train_with_config(
         overwrite=overwrite,
         save=save,
         log=log,
+        extra=data.subset_info(),
     )
 
 
@@ -122,7 +138,9 @@ def predict_scores(
     """Score new embeddings with a saved head (e.g. for a Kaggle submission).
 
     Rebuilds the head from ``run.head_state`` (the selected epoch's weights),
-    applies the run's standardisation and returns P(positive class).
+    applies the run's standardisation and returns P(positive class). A kNN run
+    (no weights) re-reads its training rows from the cache it names
+    (:func:`~cactus_features.heads.solvers.knn.predict_knn`).
 
     Args:
         run: A run from :func:`~cactus_features.runfile.load_run` or :func:`train_head`.
@@ -134,8 +152,11 @@ def predict_scores(
         float64 probabilities of class ``run.info["positive_class"]``, shape ``[N]``.
 
     Raises:
-        CacheError: If the embedding dimension does not match the head.
+        CacheError: If the embedding dimension does not match the head (or a kNN
+            run's cache is gone or changed).
     """
+    if run.config.get("head") == "knn":
+        return predict_knn(run, embeddings, resolve_device(device))
     module = head_from_state(run.head_state)
     first = next(iter(module.parameters()))
     emb = np.asarray(embeddings)

@@ -16,10 +16,11 @@ from typing import Any
 from cactus_features.errors import ConfigError
 from cactus_features.heads.prepare.class_weights import parse_class_weight
 
-HEADS = ("linear", "mlp")
-"""Head kinds: one logit (logistic regression) or a ReLU MLP with dropout."""
-SOLVERS = ("adam", "lbfgs")
-"""Optimisers: Adam (any head) or full-batch L-BFGS (linear head only)."""
+HEADS = ("linear", "mlp", "knn")
+"""Head kinds: one logit (logistic regression), a ReLU MLP with dropout, or the kNN probe."""
+SOLVERS = ("adam", "lbfgs", "knn")
+"""Optimisers: Adam (any head), full-batch L-BFGS (linear head only); ``knn`` (the kNN
+probe's own, :mod:`cactus_features.heads.solvers.knn`) is set by ``head="knn"``."""
 SELECTS = ("val_auc", "val_loss", "last")
 """Which epoch's weights a run keeps."""
 CLASS_WEIGHT_MODES = ("inverse", "balanced", "none")
@@ -65,7 +66,9 @@ class HeadConfig:
     """Everything that determines a trained head, apart from the features.
 
     Attributes:
-        head: ``"linear"`` (one logit) or ``"mlp"`` (``D -> hidden... -> 1``, ReLU, dropout).
+        head: ``"linear"`` (one logit), ``"mlp"`` (``D -> hidden... -> 1``, ReLU, dropout)
+            or ``"knn"`` (cosine kNN probe on the raw embeddings; only ``class_weight``
+            applies).
         epochs: Adam epochs, or the L-BFGS iteration limit.
         lr: Adam learning rate.
         weight_decay: Adam L2 weight decay (added to the gradient, as ``torch.optim.Adam``).
@@ -123,10 +126,13 @@ class HeadConfig:
         """Build and validate a configuration, filling head-specific defaults.
 
         For the linear head ``hidden`` and ``dropout`` are fixed to ``()`` and ``0``
-        (passing them is an error); for L-BFGS ``select`` is ``"last"``.
+        (passing them is an error, also for ``knn``); for L-BFGS ``select`` is ``"last"``;
+        ``head="knn"`` sets ``solver="knn"`` and ``standardize=False`` (cosine similarity of
+        the raw embeddings beat standardised ones on the real caches, see
+        :mod:`cactus_features.heads.solvers.knn`).
 
         Args:
-            head: ``"linear"`` or ``"mlp"``.
+            head: ``"linear"``, ``"mlp"`` or ``"knn"``.
             **kwargs: Any other :class:`HeadConfig` field.
 
         Returns:
@@ -142,7 +148,7 @@ class HeadConfig:
                 f"unknown head option(s) {', '.join(unknown)}; "
                 f"valid options are {', '.join(sorted(known - {'head'}))}"
             )
-        if head == "linear":
+        if head in ("linear", "knn"):
             for name in ("hidden", "dropout"):
                 if kwargs.get(name) not in (None, (), [], 0, 0.0):
                     raise ConfigError(
@@ -158,6 +164,8 @@ class HeadConfig:
             kwargs["class_weight"] = _freeze_class_weight(kwargs["class_weight"])
         if "hidden" in kwargs:
             kwargs["hidden"] = _int_tuple(kwargs["hidden"])
+        if head == "knn":
+            kwargs.update(solver="knn", standardize=False)
         if kwargs.get("solver") == "lbfgs":
             kwargs["select"] = "last"
         config = cls(head=head, **kwargs)
@@ -176,6 +184,8 @@ class HeadConfig:
             raise ConfigError(f"unknown solver {self.solver!r}; use one of {', '.join(SOLVERS)}")
         if self.solver == "lbfgs" and self.head != "linear":
             raise ConfigError("solver 'lbfgs' trains the linear head only; use --solver adam")
+        if (self.solver == "knn") != (self.head == "knn"):
+            raise ConfigError("solver 'knn' is the kNN probe's own; use --head knn")
         if self.solver == "lbfgs" and self.batch_size is not None:
             raise ConfigError("solver 'lbfgs' is full-batch; drop --batch-size")
         if self.select not in SELECTS:

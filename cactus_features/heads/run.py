@@ -99,9 +99,12 @@ def assemble_run(
         log(f"  {fit.note}")
     state, history = fit.weights(k), fit.head_history(k)
     best_epoch, val_auc = int(fit.best_epoch[k]), float(fit.best_val_auc[k])
-    module = head_from_state(state)
     fs = data.features
-    scores = score_rows(module, data.standardizer, fs.embeddings[data.rows], device)
+    if fit.scores is not None:
+        scores = np.asarray(fit.scores(k), dtype=np.float64)
+    else:
+        module = head_from_state(state)
+        scores = score_rows(module, data.standardizer, fs.embeddings[data.rows], device)
     predictions = Predictions(
         ids=np.asarray(fs.ids[data.rows], dtype=object),
         split=np.asarray(fs.split[data.rows], dtype=np.uint8),

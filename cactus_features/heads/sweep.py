@@ -128,6 +128,10 @@ def sweep_heads(
     Raises:
         ConfigError: On invalid options (every grid point is validated first).
     """
+    if options.get("head") == "knn":
+        raise ConfigError(
+            "the kNN probe has no lr, weight decay or seed to sweep; use train --head knn"
+        )
     if options.get("solver", "adam") != "adam":
         raise ConfigError("sweeps train Adam heads; drop --solver (or train L-BFGS heads singly)")
     swept = sorted(set(options) & set(SWEPT))

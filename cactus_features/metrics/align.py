@@ -118,9 +118,22 @@ def align_test(
     return ref.ids, is_pos, scores
 
 
+def with_probe(labels: list[str], runs: list[RunFile]) -> list[str]:
+    """Labels shared by runs of different probes (``linear``, ``mlp``, ``knn``) get the
+    probe appended, e.g. ``lite0@64 [knn]`` beside ``lite0@64 [linear]``."""
+    probes: dict[str, set[str]] = {}
+    for lab, run in zip(labels, runs, strict=True):
+        probes.setdefault(lab, set()).add(str(run.config.get("head", "")))
+    return [
+        f"{lab} [{run.config.get('head', '')}]" if len(probes[lab]) > 1 else lab
+        for lab, run in zip(labels, runs, strict=True)
+    ]
+
+
 def unique_labels(runs: list[RunFile]) -> list[str]:
-    """Display labels, made unique with the file stem (or position) where two coincide."""
-    labels = [display_label(r) for r in runs]
+    """Display labels, told apart by the probe kind, then by the file stem (or position),
+    where two coincide."""
+    labels = with_probe([display_label(r) for r in runs], runs)
     counts: dict[str, int] = {}
     for lab in labels:
         counts[lab] = counts.get(lab, 0) + 1

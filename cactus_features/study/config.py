@@ -57,6 +57,10 @@ class StudyConfig:
         split: Split ratios and seed shared by every backbone.
         compare: :func:`compare` keywords (``threshold``, ``n_bootstrap``, ``seed``).
         quiet: No progress bars.
+        label_efficiency: Also draw label-efficiency curves into the report (``None``:
+            no): :func:`~cactus_features.study.label_efficiency.study_label_efficiency`
+            options (``fractions``, ``seeds`` (a count or a list), ``n_bootstrap``,
+            ``min_per_class``, ``head`` and more :func:`train_head` options).
     """
 
     data: str
@@ -71,6 +75,7 @@ class StudyConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     compare: dict[str, Any] = field(default_factory=dict)
     quiet: bool = False
+    label_efficiency: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.missing_weights not in MISSING_WEIGHTS:
@@ -144,4 +149,5 @@ def load_study(path: str | Path) -> StudyConfig:
         split=split_config,
         compare=dict(raw.get("compare", {})),
         quiet=bool(raw.get("quiet", False)),
+        label_efficiency=raw.get("label_efficiency"),
     )

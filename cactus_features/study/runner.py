@@ -13,7 +13,9 @@ from cactus_features.extract.api import BackboneRequest, extract_features
 from cactus_features.features import FeatureSet
 from cactus_features.heads import TrainResult, train_head
 from cactus_features.report import ComparisonReport, compare
+from cactus_features.report.label_efficiency import add_to_reports
 from cactus_features.study.config import StudyConfig
+from cactus_features.study.label_efficiency import LabelEfficiencyResult, study_label_efficiency
 
 log = logging.getLogger("cactus_features")
 
@@ -31,6 +33,7 @@ class StudyResult:
         substituted: Backbones run with random initialisation instead of
             unavailable pretrained weights, with the reason.
         seconds: Wall time of each stage.
+        label_efficiency: The label-efficiency curves (when the study asks for them).
     """
 
     features: list[FeatureSet]
@@ -40,6 +43,7 @@ class StudyResult:
     skipped: dict[str, str] = field(default_factory=dict)
     substituted: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    label_efficiency: LabelEfficiencyResult | None = None
 
 
 def resolve_backbones(
@@ -147,4 +151,10 @@ def run_study(config: StudyConfig) -> StudyResult:
         comparisons[label] = compare([r.run for r in results], out=folder, **config.compare)
         reports[label] = folder
     seconds["compare"] = time.perf_counter() - t0
-    return StudyResult(features, runs, comparisons, reports, skipped, substituted, seconds)
+    curves = None
+    if config.label_efficiency is not None:
+        t0 = time.perf_counter()
+        curves = study_label_efficiency(features, config.label_efficiency)
+        add_to_reports(curves, out, [folder / "report.md" for folder in reports.values()])
+        seconds["label_efficiency"] = time.perf_counter() - t0
+    return StudyResult(features, runs, comparisons, reports, skipped, substituted, seconds, curves)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,7 +77,8 @@ class PreparedData:
         features: The feature set.
         class_names: Class names in index order.
         rows: Indices of the rows with a split (train/val/test), in cache order.
-        train: Indices of the training rows.
+        train: Indices of the training rows (a subset of the training split when
+            :func:`prepare` was given ``train_rows``).
         val: Indices of the validation rows.
         test: Indices of the test rows.
         standardizer: Training-split statistics (``None`` when disabled).
@@ -93,6 +95,13 @@ class PreparedData:
     standardizer: Standardizer | None
     class_weights: np.ndarray
     class_weight_mode: str
+    n_train_split: int | None = None
+
+    def subset_info(self) -> dict[str, Any]:
+        """Run ``info`` entries saying the head saw a subset of the training split (or none)."""
+        if self.n_train_split is None or self.n_train_split == self.train.size:
+            return {}
+        return {"train_subset": {"rows": int(self.train.size), "of": self.n_train_split}}
 
     @property
     def labels(self) -> np.ndarray:
@@ -131,12 +140,18 @@ class PreparedData:
         return SplitTensors(*part(train), *part(self.val))
 
 
-def prepare(features: FeatureSet, config: HeadConfig) -> PreparedData:
+def prepare(
+    features: FeatureSet,
+    config: HeadConfig,
+    train_rows: np.ndarray | Sequence[int] | None = None,
+) -> PreparedData:
     """Check a feature set and compute what training needs from its training split.
 
     Args:
         features: The feature set (with ``split`` codes 0 train, 1 val, 2 test).
         config: The head configuration (class weights, standardisation, selection).
+        train_rows: Use only these rows of the training split (cache row indices);
+            class weights and standardisation come from them. ``None``: all of it.
 
     Returns:
         The prepared data.
@@ -152,6 +167,9 @@ def prepare(features: FeatureSet, config: HeadConfig) -> PreparedData:
     labels = np.asarray(features.labels)
     rows = np.flatnonzero(split <= 2)
     train, val, test = (np.flatnonzero(split == c) for c in range(3))
+    n_train_split = int(train.size)
+    if train_rows is not None:
+        train = _train_subset(features, split, train_rows)
     bad = rows[(labels[rows] < 0) | (labels[rows] >= len(names))]
     if bad.size:
         raise CacheError(
@@ -184,4 +202,33 @@ def prepare(features: FeatureSet, config: HeadConfig) -> PreparedData:
         )
     weights, mode = compute_class_weights(labels[train], names, config.class_weight)
     standardizer = Standardizer.fit(emb[train]) if config.standardize else None
-    return PreparedData(features, names, rows, train, val, test, standardizer, weights, mode)
+    return PreparedData(
+        features, names, rows, train, val, test, standardizer, weights, mode, n_train_split
+    )
+
+
+def _train_subset(
+    features: FeatureSet, split: np.ndarray, train_rows: np.ndarray | Sequence[int]
+) -> np.ndarray:
+    """The sorted, checked training-row subset.
+
+    Raises:
+        ConfigError: If it is empty, holds repeats, or rows outside the training split.
+    """
+    rows = np.asarray(train_rows)
+    if rows.ndim != 1 or rows.size == 0 or not np.issubdtype(rows.dtype, np.integer):
+        raise ConfigError(
+            f"{features.name}: train_rows must be a non-empty 1-D array of row indices"
+        )
+    out = np.sort(rows.astype(np.int64))
+    if np.any(out[1:] == out[:-1]):
+        raise ConfigError(f"{features.name}: train_rows holds repeated rows; give each once")
+    bad = out[(out < 0) | (out >= len(split))]
+    if bad.size == 0:
+        bad = out[split[out] != 0]
+    if bad.size:
+        raise ConfigError(
+            f"{features.name}: train_rows holds row {int(bad[0])}, which is not in the "
+            "training split; draw the subset from the training rows"
+        )
+    return out

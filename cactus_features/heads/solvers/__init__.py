@@ -13,11 +13,13 @@ from collections.abc import Callable
 
 from cactus_features.heads.solvers.adam import AdamSolver
 from cactus_features.heads.solvers.base import Fit, Progress, Solver
+from cactus_features.heads.solvers.knn import KnnSolver
 from cactus_features.heads.solvers.lbfgs import LbfgsSolver
 
 SOLVER_TYPES: dict[str, Callable[[], Solver]] = {
     "adam": AdamSolver,
     "lbfgs": LbfgsSolver,
+    "knn": KnnSolver,
 }
 """The solver of each ``HeadConfig.solver`` name (:data:`~cactus_features.heads.config.SOLVERS`)."""
 
@@ -27,4 +29,13 @@ def solver_for(name: str) -> Solver:
     return SOLVER_TYPES[name]()
 
 
-__all__ = ["SOLVER_TYPES", "AdamSolver", "Fit", "LbfgsSolver", "Progress", "Solver", "solver_for"]
+__all__ = [
+    "SOLVER_TYPES",
+    "AdamSolver",
+    "Fit",
+    "KnnSolver",
+    "LbfgsSolver",
+    "Progress",
+    "Solver",
+    "solver_for",
+]

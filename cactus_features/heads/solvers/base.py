@@ -40,6 +40,9 @@ class Fit:
             weights and, under :data:`~cactus_features.heads.nn.models.LAST_PREFIX`,
             the last ones.
         note: A line for the console log (empty for none).
+        scores: ``scores(k)``: head ``k``'s P(positive class) of the prepared rows
+            (``PreparedData.rows`` order), for probes without weights to rebuild
+            (kNN); ``None``: the rows are scored with ``weights(k)``.
     """
 
     history: dict[str, np.ndarray]
@@ -52,6 +55,7 @@ class Fit:
     group_size: int
     weights: Callable[[int], dict[str, np.ndarray]]
     note: str = ""
+    scores: Callable[[int], np.ndarray] | None = None
 
     def head_history(self, k: int) -> dict[str, np.ndarray]:
         """Head ``k``'s curves (copies), each ``[epochs]``."""

@@ -1,0 +1,164 @@
+"""Label-efficiency curves as a Markdown table, a CSV file and a figure.
+
+Renders a :class:`~cactus_features.study.label_efficiency.LabelEfficiencyResult`;
+:func:`write_label_efficiency` writes ``label_efficiency.md``, ``.csv`` and ``.png``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from cactus_features.report.csv_files import _write_csv
+from cactus_features.report.formatting import format_estimate, table
+from cactus_features.report.plots import colors, save_figure
+from cactus_features.study.label_efficiency import CURVE_METRICS, LabelEfficiencyResult
+
+METRIC_TITLES = {"roc_auc": "Test ROC AUC", "accuracy": "Test accuracy"}
+"""Column and axis titles of the curve metrics."""
+STEM = "label_efficiency"
+"""File stem of the written table, CSV and figure."""
+
+
+def describe(result: LabelEfficiencyResult) -> str:
+    """One paragraph: what was trained, on what, and what the intervals mean."""
+    options = ", ".join(f"{k}={v!r}" for k, v in sorted(result.options.items()))
+    head = f"`{result.head}` head" + (f" ({options})" if options else " (its defaults)")
+    seeds = ", ".join(str(s) for s in result.seeds)
+    pct = round(100 * result.ci)
+    return (
+        f"The {head} trained on stratified subsamples of the training split, nested across "
+        f"fractions (at least {result.min_per_class} rows of each class), seeds {seeds}; "
+        f"validation and test splits unchanged ({result.n_test} test images). Values are the "
+        "mean over seeds; accuracy at each run's validation-chosen threshold (max Youden's J). "
+        f"[brackets]: {pct} % paired bootstrap CI of that mean over the test set "
+        f"({result.n_bootstrap} resamples); seeds: the seeds' min–max."
+    )
+
+
+def rows(result: LabelEfficiencyResult) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the table (one row per backbone and fraction)."""
+    names = result.class_names or tuple(str(i) for i in range(2))
+    headers = ["Backbone", "Train share", "Train rows (" + " / ".join(names) + ")"]
+    for m in CURVE_METRICS:
+        headers += [METRIC_TITLES[m], f"{METRIC_TITLES[m].split()[-1]} seeds"]
+    headers.append("Train s")
+    out = []
+    for p in result.points:
+        row = [
+            p.backbone,
+            _percent(p.fraction),
+            f"{p.n_train} (" + " / ".join(map(str, p.n_per_class)) + ")",
+        ]
+        for m in CURVE_METRICS:
+            seeds = p.by_seed[m]
+            row += [format_estimate(p.metrics[m]), f"{min(seeds):.3f}–{max(seeds):.3f}"]
+        row.append(f"{p.train_seconds:.1f}")
+        out.append(row)
+    return headers, out
+
+
+def to_markdown(result: LabelEfficiencyResult, figure: str | None = None) -> str:
+    """A Markdown section: description, table and (optionally) the figure."""
+    headers, body = rows(result)
+    lines = ["## Label efficiency", "", describe(result), "", table(headers, body, markdown=True)]
+    if figure:
+        lines += ["", f"![Label-efficiency curves]({figure})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(result: LabelEfficiencyResult, path: Path) -> Path:
+    """One row per backbone and fraction: sizes, each metric with interval and seed range."""
+    names = result.class_names or tuple(str(i) for i in range(2))
+    header = ["backbone", "fraction", "n_train", *[f"n_train_{n}" for n in names]]
+    for m in CURVE_METRICS:
+        header += [m, f"{m}_low", f"{m}_high", f"{m}_seed_min", f"{m}_seed_max"]
+    header += ["train_seconds", "seeds", "n_bootstrap"]
+    body = []
+    for p in result.points:
+        row: list = [p.backbone, p.fraction, p.n_train, *p.n_per_class]
+        for m in CURVE_METRICS:
+            e, seeds = p.metrics[m], p.by_seed[m]
+            row += [e.value, e.low, e.high, min(seeds), max(seeds)]
+        row += [p.train_seconds, " ".join(map(str, result.seeds)), result.n_bootstrap]
+        body.append(row)
+    _write_csv(path, header, body)
+    return path
+
+
+def curve_figure(result: LabelEfficiencyResult) -> Figure:
+    """Test AUC and accuracy against the training share (log axis), one line per
+    backbone, with its bootstrap interval as a band."""
+    fig = Figure(figsize=(5.2 * len(CURVE_METRICS), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(CURVE_METRICS), squeeze=False)[0]
+    palette = colors(len(result.backbones))
+    for ax, m in zip(axes, CURVE_METRICS, strict=True):
+        for color, name in zip(palette, result.backbones, strict=True):
+            pts = result.curve(name)
+            x = np.array([100 * p.fraction for p in pts])
+            y = np.array([p.metrics[m].value for p in pts])
+            lo = np.array([p.metrics[m].low for p in pts])
+            hi = np.array([p.metrics[m].high for p in pts])
+            ax.plot(x, y, marker="o", color=color, label=name)
+            if np.isfinite(lo).all() and np.isfinite(hi).all():
+                ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
+        ax.set_xscale("log")
+        ax.set_xticks([100 * f for f in result.fractions])
+        ax.set_xticklabels([_percent(f) for f in result.fractions])
+        ax.set_xlabel("share of the training split")
+        ax.set_ylabel(METRIC_TITLES[m])
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="lower right", fontsize="small")
+    fig.suptitle(
+        f"Label efficiency ({result.head} head, mean of {len(result.seeds)} seeds, "
+        f"{round(100 * result.ci)} % CI)"
+    )
+    return fig
+
+
+def write_label_efficiency(result: LabelEfficiencyResult, out: str | Path) -> dict[str, Path]:
+    """Write ``label_efficiency.md``, ``.csv`` and ``.png`` into ``out``.
+
+    Returns:
+        ``{"markdown": path, "csv": path, "figure": path}``.
+    """
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    figure = save_figure(curve_figure(result), folder / f"{STEM}.png")
+    markdown = folder / f"{STEM}.md"
+    markdown.write_text(to_markdown(result, figure.name), encoding="utf-8")
+    return {
+        "markdown": markdown,
+        "csv": write_csv(result, folder / f"{STEM}.csv"),
+        "figure": figure,
+    }
+
+
+def add_to_reports(
+    result: LabelEfficiencyResult, out: str | Path, reports: list[Path]
+) -> dict[str, Path]:
+    """Write the curves' files into ``out`` and append their section to each report.
+
+    Args:
+        result: The curves.
+        out: Folder for ``label_efficiency.md``, ``.csv`` and ``.png``.
+        reports: ``report.md`` files to append the section to (the figure linked
+            relative to each).
+
+    Returns:
+        The files written (see :func:`write_label_efficiency`).
+    """
+    paths = write_label_efficiency(result, out)
+    for report in reports:
+        figure = os.path.relpath(paths["figure"], report.parent)
+        with report.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + to_markdown(result, Path(figure).as_posix()))
+    return paths
+
+
+def _percent(fraction: float) -> str:
+    """``0.01 -> '1 %'``, ``0.025 -> '2.5 %'``."""
+    return f"{100 * fraction:g} %"

@@ -1,0 +1,167 @@
+"""Label-efficiency subsamples (stratified, nested, seeded) and curves."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.metrics import roc_auc_score
+
+from cactus_features.cli import cli
+from cactus_features.cli.label_efficiency import COMMANDS
+from cactus_features.errors import ConfigError
+from cactus_features.heads import train_head
+from cactus_features.metrics.core import choose_threshold
+from cactus_features.study.label_efficiency import (
+    FRACTIONS,
+    class_counts,
+    label_efficiency,
+    nested_subsets,
+)
+from tests.heads.synthetic import make_features, write_cache
+
+
+@pytest.fixture
+def fs():
+    return make_features(n=1000, d=8, pos_frac=0.75)
+
+
+def _train(fs) -> np.ndarray:
+    return np.flatnonzero(fs.split == 0)
+
+
+def test_subsamples_are_stratified_with_a_minimum_per_class(fs) -> None:
+    train = _train(fs)
+    n_c = np.bincount(fs.labels[train])
+    subsets = nested_subsets(fs.labels, train, FRACTIONS, seed=0, min_per_class=2)
+    for f, rows in subsets.items():
+        counts = np.bincount(fs.labels[rows], minlength=2)
+        expected = [min(n, max(2, round(f * n))) for n in n_c]
+        assert counts.tolist() == expected, f
+        assert set(rows.tolist()) <= set(train.tolist())
+        assert np.all(np.diff(rows) > 0)  # sorted, unique
+    assert np.bincount(fs.labels[subsets[0.01]]).tolist() == [2, 4]  # 150 / 450 rows
+    assert class_counts([10, 1000], 0.01, 3) == [3, 10]
+
+
+def test_subsamples_are_nested_and_the_full_fraction_is_the_split(fs) -> None:
+    train = _train(fs)
+    subsets = nested_subsets(fs.labels, train, FRACTIONS, seed=3)
+    ordered = [set(subsets[f].tolist()) for f in sorted(FRACTIONS)]
+    assert all(a < b for a, b in itertools.pairwise(ordered))
+    np.testing.assert_array_equal(subsets[1.0], train)
+
+
+def test_subsamples_are_seeded(fs) -> None:
+    train = _train(fs)
+    a = nested_subsets(fs.labels, train, (0.1, 0.5), seed=1)
+    b = nested_subsets(fs.labels, train, (0.1, 0.5), seed=1)
+    c = nested_subsets(fs.labels, train, (0.1, 0.5), seed=2)
+    assert all(np.array_equal(a[f], b[f]) for f in a)
+    assert not any(np.array_equal(a[f], c[f]) for f in a)
+
+
+@pytest.mark.parametrize("bad", [(0.0,), (1.5,), (), (0.1, 0.1)])
+def test_bad_fractions_are_refused(fs, bad) -> None:
+    with pytest.raises(ConfigError, match="fraction"):
+        nested_subsets(fs.labels, _train(fs), bad, seed=0)
+
+
+def test_too_few_rows_of_a_class_are_refused(fs) -> None:
+    with pytest.raises(ConfigError, match="min_per_class"):
+        nested_subsets(fs.labels, _train(fs), (0.1,), seed=0, min_per_class=1000)
+
+
+def test_curves_match_heads_trained_by_hand(fs) -> None:
+    other = replace(fs, key={"backbone": "other", "resolution": 64})
+    other = replace(other, _embeddings=fs.embeddings[:, ::-1].copy() * 0.5)
+    result = label_efficiency([fs, other], (0.05, 1.0), (0, 1), n_bootstrap=200, epochs=30, lr=0.01)
+    assert result.backbones == ["synthetic@32", "other@64"]
+    assert [p.fraction for p in result.curve("synthetic@32")] == [0.05, 1.0]
+    point = result.curve("synthetic@32")[0]
+    test, val = fs.split == 2, fs.split == 1
+    aucs, accs = [], []
+    for seed in (0, 1):
+        rows = nested_subsets(fs.labels, _train(fs), (0.05, 1.0), seed)[0.05]
+        run = train_head(fs, epochs=30, lr=0.01, save=False, train_rows=rows)
+        score = {i: s for i, s in zip(run.predictions.ids, run.predictions.score, strict=True)}
+        te = np.array([score[i] for i in fs.ids[test]])
+        va = np.array([score[i] for i in fs.ids[val]])
+        t = choose_threshold(fs.labels[val] == 1, va)
+        aucs.append(roc_auc_score(fs.labels[test], te))
+        accs.append(np.mean((te >= t) == (fs.labels[test] == 1)))
+    np.testing.assert_allclose(point.by_seed["roc_auc"], aucs, atol=1e-12)
+    np.testing.assert_allclose(point.by_seed["accuracy"], accs, atol=1e-12)
+    assert point.metrics["roc_auc"].value == pytest.approx(np.mean(aucs))
+    est = point.metrics["accuracy"]
+    assert est.low <= est.value <= est.high and est.high - est.low > 0
+    assert point.n_train == point.n_per_class[0] + point.n_per_class[1]
+    full = result.curve("synthetic@32")[1]
+    assert full.n_train == _train(fs).size and len(set(full.by_seed["roc_auc"])) == 1
+
+
+def test_backbones_with_other_test_images_are_refused(fs) -> None:
+    other = replace(fs, split=np.roll(fs.split, 1))
+    with pytest.raises(ConfigError, match="different test images"):
+        label_efficiency([fs, other], (1.0,), (0,), n_bootstrap=0, epochs=2)
+
+
+def test_cli_end_to_end(tmp_path: Path, fs) -> None:
+    for command in COMMANDS:
+        cli.add_command(command)
+    a = write_cache(tmp_path / "a.h5", fs)
+    b = write_cache(tmp_path / "b.h5", replace(fs, key={"backbone": "b", "resolution": 64}))
+    out = tmp_path / "le"
+    result = CliRunner().invoke(
+        cli,
+        ["label-efficiency", str(a), str(b), "--fractions", "0.02,0.2,1", "--seeds", "3",
+         "--n-bootstrap", "100", "--out", str(out), "-q"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "synthetic@32" in result.stdout and "b@64" in result.stdout and "20 %" in result.stdout
+    csv = (out / "label_efficiency.csv").read_text().splitlines()
+    assert csv[0].startswith("backbone,fraction,n_train,n_train_0,n_train_1,roc_auc,roc_auc_low")
+    assert len(csv) == 1 + 2 * 3
+    md = (out / "label_efficiency.md").read_text()
+    assert "## Label efficiency" in md and "seeds 0, 1, 2" in md
+    assert "![Label-efficiency curves](label_efficiency.png)" in md
+    assert (out / "label_efficiency.png").stat().st_size > 10_000
+    bad = CliRunner().invoke(
+        cli, ["label-efficiency", str(a), "--fractions", "0,x", "--out", str(out)]
+    )
+    assert bad.exit_code == 2 and "--fractions" in bad.output
+
+
+def test_a_study_adds_the_curves_to_its_report(kaggle_data, tmp_path: Path) -> None:
+    from cactus_features.extract.api import BackboneRequest
+    from cactus_features.study.config import load_study
+    from cactus_features.study.runner import run_study
+
+    img_dir, csv_path = kaggle_data
+    toml = tmp_path / "study.toml"
+    toml.write_text(
+        f'data = "{img_dir}"\nlabels = "{csv_path}"\nout = "{tmp_path / "report"}"\n'
+        f'cache_dir = "{tmp_path / "cache"}"\nquiet = true\n'
+        "[compare]\nn_bootstrap = 50\n"
+        '[[backbone]]\nname = "resnet18"\nresolution = 32\nweights = "none"\n'
+        '[[head]]\nhead = "linear"\nepochs = 10\n'
+        "[label_efficiency]\nfractions = [0.3, 1.0]\nseeds = 2\nn_bootstrap = 50\nepochs = 10\n"
+    )
+    config = load_study(toml)
+    assert config.label_efficiency == {
+        "fractions": [0.3, 1.0], "seeds": 2, "n_bootstrap": 50, "epochs": 10
+    }  # fmt: skip
+    config.backbones = [BackboneRequest("resnet18", "none", None, 32)]
+    result = run_study(config)
+    curves = result.label_efficiency
+    assert curves is not None and curves.seeds == (0, 1) and curves.fractions == (0.3, 1.0)
+    assert curves.options == {"epochs": 10}
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Label efficiency" in report
+    assert "![Label-efficiency curves](label_efficiency.png)" in report
+    assert (tmp_path / "report" / "label_efficiency.csv").is_file()
+    assert "label_efficiency" in result.seconds
