@@ -15,7 +15,7 @@ from cactus_features.backbones.registry import (
     BackboneSpec,
     build_architecture,
     get_spec,
-    strip_classifier,
+    strip_head,
 )
 from cactus_features.backbones.weights import LoadedWeights, load_weights
 from cactus_features.errors import ConfigError
@@ -266,7 +266,7 @@ def build_backbone(
         torch.manual_seed(init_seed)
         model = build_architecture(name)
     loaded = load_weights(model, name, weights, weights_file)
-    strip_classifier(model)
+    strip_head(name, model)
     if normalization == "weights":
         mean, std = loaded.mean, loaded.std
     elif normalization == "dataset":
