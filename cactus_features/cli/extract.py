@@ -153,7 +153,7 @@ def _relaunch_with_torchrun(nproc: int) -> None:
 @click.option(
     "--dims",
     is_flag=True,
-    help="Also compute timm models' dimensions (builds each on the meta device: ~0.2 s each).",
+    help="Also compute timm models' dimensions (builds each one on the meta device: slow).",
 )
 def backbones(pattern: str | None, source: str | None, dims: bool) -> None:
     """List the registry: name, embedding dimension, default resolution, weights.
