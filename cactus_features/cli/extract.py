@@ -161,7 +161,10 @@ def backbones(pattern: str | None, source: str | None, dims: bool) -> None:
     PATTERN filters names (fnmatch, e.g. 'resnet*' or 'timm/convnext_*'). timm
     rows show their dimension with --dims only; the rest come from timm's configs.
     """
+    import importlib.util
+
     from cactus_features.backbones.registry import list_backbones, preview
+    from cactus_features.backbones.sources.timm import INSTALL_HINT
 
     names = list_backbones(source, pattern)
     click.echo(f"{'name':<40} {'dim':>5} {'res':>5}  weights")
@@ -173,6 +176,8 @@ def backbones(pattern: str | None, source: str | None, dims: bool) -> None:
         click.echo(f"{name:<40} {dim:>5} {row.default_resolution:>5}  {weights}{offline}")
     if not names:
         click.echo("no backbone matches", err=True)
+    if source is None and importlib.util.find_spec("timm") is None:
+        click.echo(f"timm/<model> backbones: timm is not installed ({INSTALL_HINT})", err=True)
 
 
 @click.command()

@@ -233,6 +233,10 @@ def test_missing_timm_says_how_to_install(monkeypatch):
         result = _cli("backbones", "--source", "timm")
         assert result.exit_code == 2 and 'pip install "cactus-features[timm]"' in result.output
         assert "efficientnet_lite0" in list_backbones()  # the rest still lists
+        monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+        everything = _cli("backbones", "efficientnet_lite*")
+        assert everything.exit_code == 0 and "efficientnet_lite0" in everything.output
+        assert "timm is not installed" in everything.output
     finally:
         timm_source._model_names.cache_clear()
 
