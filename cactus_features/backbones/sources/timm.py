@@ -196,8 +196,9 @@ class TimmSource:
         fixed = bool(cfg is not None and cfg.fixed_input_size and not dynamic)
         if fixed:
             minimum = resolution
-        elif dynamic:
-            minimum = int(model.patch_embed.patch_size[0])
+        elif dynamic:  # one patch
+            patch = getattr(getattr(model, "patch_embed", None), "patch_size", _MIN_RESOLUTION)
+            minimum = int(patch[0] if isinstance(patch, tuple | list) else patch)
         elif cfg is not None and cfg.min_input_size:
             minimum = int(cfg.min_input_size[-1])
         else:
