@@ -47,11 +47,18 @@ def _existing_file(weights_file: str | Path) -> Path:
     return path
 
 
-def _named(name: str, weights: str | None) -> WeightsSpec | None:
-    """The source's resolution of a weights name; ``None`` for random initialisation."""
+def _named(name: str, weights: str | None, *, allow_download: bool = True) -> WeightsSpec | None:
+    """The source's resolution of a weights name; ``None`` for random initialisation.
+
+    A source whose resolving may download (``resolve_downloads``, timm: the key
+    needs the file's hash) is told whether it may.
+    """
     if weights is None or str(weights).lower() in {"none", "random"}:
         return None
-    return source_of(name).resolve_weights(name, weights)
+    source = source_of(name)
+    if getattr(source, "resolve_downloads", False):
+        return source.resolve_weights(name, weights, allow_download=allow_download)  # type: ignore[call-arg]
+    return source.resolve_weights(name, weights)
 
 
 def load_weights(
@@ -89,13 +96,19 @@ def load_weights(
 
 
 def describe_weights(
-    name: str, weights: str | None, weights_file: str | Path | None = None
+    name: str,
+    weights: str | None,
+    weights_file: str | Path | None = None,
+    *,
+    allow_download: bool = True,
 ) -> tuple[str, str]:
     """The ``(label, sha256)`` that identify weights in a cache key, without loading them.
 
     For torchvision weights the hash is the prefix torchvision puts in the file
     name (it checks it on download); for packaged weights it is the pinned hash;
-    for local files it is the file's SHA-256.
+    for local files it is the file's SHA-256; for timm weights it is the
+    file's SHA-256 too (the file is fetched first when missing and
+    ``allow_download``).
 
     Raises:
         WeightsError: Unknown weights name or missing file.
@@ -104,7 +117,7 @@ def describe_weights(
     if weights_file is not None:
         path = _existing_file(weights_file)
         return f"file:{path.name}", sha256_file(path)
-    named = _named(name, weights)
+    named = _named(name, weights, allow_download=allow_download)
     return (RANDOM_LABEL, "") if named is None else (named.label, named.sha256)
 
 
@@ -126,10 +139,10 @@ def weights_unavailable(
         A one-line reason, or ``None``.
     """
     try:
-        describe_weights(name, weights, weights_file)
+        describe_weights(name, weights, weights_file, allow_download=allow_download)
     except WeightsError as exc:
         return str(exc)
-    named = None if weights_file is not None else _named(name, weights)
+    named = None if weights_file is not None else _named(name, weights, allow_download=False)
     if named is None:
         return None
     return source_of(name).weights_unavailable(name, named, allow_download=allow_download)

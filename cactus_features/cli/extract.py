@@ -144,18 +144,40 @@ def _relaunch_with_torchrun(nproc: int) -> None:
 
 
 @click.command()
-def backbones() -> None:
-    """List the registry: name, embedding dimension, default resolution, weights."""
-    from cactus_features.backbones.registry import available_backbones, get_spec
+@click.argument("pattern", required=False)
+@click.option(
+    "--source",
+    type=click.Choice(["torchvision", "lite", "timm"]),
+    help="List one source only (timm: the optional timm/<model> names).",
+)
+@click.option(
+    "--dims",
+    is_flag=True,
+    help="Also compute timm models' dimensions (builds each one on the meta device: slow).",
+)
+def backbones(pattern: str | None, source: str | None, dims: bool) -> None:
+    """List the registry: name, embedding dimension, default resolution, weights.
 
-    click.echo(f"{'name':<28} {'dim':>5} {'res':>5}  weights")
-    for name in available_backbones():
-        spec = get_spec(name)
-        offline = "  (offline)" if spec.offline else ""
-        click.echo(
-            f"{name:<28} {spec.dim:>5} {spec.default_resolution:>5}  "
-            f"{', '.join(spec.weights)}{offline}"
-        )
+    PATTERN filters names (fnmatch, e.g. 'resnet*' or 'timm/convnext_*'). timm
+    rows show their dimension with --dims only; the rest come from timm's configs.
+    """
+    import importlib.util
+
+    from cactus_features.backbones.registry import list_backbones, preview
+    from cactus_features.backbones.sources.timm import INSTALL_HINT
+
+    names = list_backbones(source, pattern)
+    click.echo(f"{'name':<40} {'dim':>5} {'res':>5}  weights")
+    for name in names:
+        row = preview(name, dims=dims)
+        offline = "  (offline)" if row.offline else ""
+        dim = "-" if row.dim is None else str(row.dim)
+        weights = ", ".join(row.weights) or "(none: random init or --weights-file)"
+        click.echo(f"{name:<40} {dim:>5} {row.default_resolution:>5}  {weights}{offline}")
+    if not names:
+        click.echo("no backbone matches", err=True)
+    if source is None and importlib.util.find_spec("timm") is None:
+        click.echo(f"timm/<model> backbones: timm is not installed ({INSTALL_HINT})", err=True)
 
 
 @click.command()
