@@ -92,6 +92,9 @@ def extract(**kw) -> None:
     split = SplitConfig(*ratios, seed=kw.pop("seed"))
     classes = kw.pop("classes")
     device = kw.pop("device")
+    columns = kw.pop("label_columns")
+    if columns:
+        kw["label_column"] = [c.strip() for c in columns.split(",")]
     sets = extract_features(
         kw.pop("data"),
         list(kw.pop("backbones")),

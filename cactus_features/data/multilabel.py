@@ -167,3 +167,26 @@ def label_matrix_sha256(matrix: np.ndarray) -> str:
     digest = hashlib.sha256(f"{m.shape[0]}x{m.shape[1]}\n".encode())
     digest.update(m.tobytes())
     return digest.hexdigest()
+
+
+def label_spec(
+    names: list[str], matrix: np.ndarray, source: dict
+) -> dict[str, str | list[str] | None]:
+    """What the labels of a multi-label table are, for its cache key.
+
+    Args:
+        names: The label names.
+        matrix: The ``[N, L]`` label matrix.
+        source: The table's :attr:`~cactus_features.data.table.ImageTable.source`.
+
+    Returns:
+        The label column(s), the separator, the label names and the matrix's SHA-256
+        (the dataset fingerprint hashes one class per image, which multi-label data lacks).
+    """
+    column = source.get("label_column")
+    return {
+        "columns": [column] if isinstance(column, str) else list(column or []),
+        "separator": source.get("label_separator"),
+        "names": list(names),
+        "matrix_sha256": label_matrix_sha256(matrix),
+    }
