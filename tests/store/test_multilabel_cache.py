@@ -94,3 +94,24 @@ def test_extract_multilabel_data_into_a_cache(tmp_path, shape):
     assert not report.ok and "the labels changed since extraction" in report.problems[0]
     (changed,) = extract_features(img_dir, "resnet18@16", **kw)
     assert changed.path != fs.path and changed.path.parent == fs.path.parent
+
+
+def test_cli_extract_label_columns_and_separator_then_info(tmp_path, capsys):
+    from cactus_features.cli import main
+
+    img_dir, csv_path, y = write_multilabel(tmp_path / "ds", n=40, shape="sets")
+    base = ["extract", "--data", str(img_dir), "--labels", str(csv_path), "--weights", "none"]
+    base += ["--backbone", "resnet18@16", "--cache-dir", str(tmp_path / "cache"), "-q"]
+    with pytest.raises(SystemExit) as caught:
+        main([*base, "--label-column", "tags", "--label-separator", "|"])
+    assert caught.value.code == 0
+    (path,) = (tmp_path / "cache").glob("*/*.h5")
+    assert np.array_equal(load_features(path).label_matrix, y)
+    with pytest.raises(SystemExit) as caught:
+        main(["info", str(path)])
+    out = capsys.readouterr().out
+    assert "(multilabel)" in out and "per label" in out
+    with pytest.raises(SystemExit) as caught:
+        main([*base, "--label-columns", "cloud,road"])
+    assert caught.value.code == 2
+    assert "no column 'cloud'" in capsys.readouterr().err
