@@ -26,7 +26,7 @@ from cactus_features.store.format import (
 )
 
 FORMAT_VERSION = EMBEDDINGS.version
-"""Version of the cache file layout written by this library."""
+"""Newest cache file layout this library reads and writes (2: multi-label; others stay 1)."""
 
 SPLIT_NAMES = ("train", "val", "test")
 """Split codes stored in the ``split`` dataset: 0 train, 1 val, 2 test."""

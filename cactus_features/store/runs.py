@@ -23,7 +23,7 @@ two attributes::
                                         (multiclass), one sigmoid per label (multilabel)
     attrs: ... task ("multiclass" or "multilabel"), class_names (JSON, K names)
 
-Binary runs are still written as format 1, bit for bit as before; their positive
+Binary runs are still written as format 1, laid out exactly as before; their positive
 class is ``info["positive_class"]`` (an index). :func:`load_run` reads both formats
 into one :class:`Predictions` (``task``, ``proba`` ``[N, K]`` for every task).
 Adding a format: write ``_write_vN`` and ``_read_vN`` beside these, add them to
@@ -55,7 +55,7 @@ from cactus_features.store.format import (
 )
 
 RUN_FORMAT_VERSION = RUN.version
-"""Version of the run file layout written by this library."""
+"""Newest run file layout this library reads and writes (2: multi-class, multi-label)."""
 RUN_KIND = RUN.kind
 """The ``kind`` attribute of run files."""
 
