@@ -70,3 +70,22 @@ def kaggle_data(tmp_path: Path) -> tuple[Path, Path]:
 def mixed_data(tmp_path: Path) -> tuple[Path, Path]:
     """60 PNGs of mixed sizes (24, 32, 40) and modes (RGB, L, RGBA, P, I;16)."""
     return write_kaggle(tmp_path / "mixed", mixed=True)
+
+
+def write_digits(root: Path) -> Path:
+    """Write scikit-learn's digits (1,797 8x8 images, 10 classes) as ``root/<digit>/<n>.png``."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for n, (pixels, target) in enumerate(zip(digits.images, digits.target, strict=True)):
+        folder = root / str(int(target))
+        folder.mkdir(parents=True, exist_ok=True)
+        grey = np.clip(np.rint(pixels * (255 / 16)), 0, 255).astype(np.uint8)
+        Image.fromarray(grey, "L").save(folder / f"{n:04d}.png")
+    return root
+
+
+@pytest.fixture
+def digits_folders(tmp_path: Path) -> Path:
+    """scikit-learn's digits as class folders: a real 10-class image set."""
+    return write_digits(tmp_path / "digits")

@@ -92,6 +92,9 @@ def extract(**kw) -> None:
     split = SplitConfig(*ratios, seed=kw.pop("seed"))
     classes = kw.pop("classes")
     device = kw.pop("device")
+    columns = kw.pop("label_columns")
+    if columns:
+        kw["label_column"] = [c.strip() for c in columns.split(",")]
     sets = extract_features(
         kw.pop("data"),
         list(kw.pop("backbones")),
@@ -200,11 +203,15 @@ def info(path: str, as_json: bool) -> None:
         f"precision {fs.key.get('precision')}"
     )
     click.echo(f"embeddings  {len(fs)} x {fs.dim} ({fs.key.get('dtype')})")
-    click.echo(f"classes     {', '.join(fs.class_names) or '(unlabelled)'}")
+    click.echo(f"classes     {', '.join(fs.class_names) or '(unlabelled)'} ({fs.task})")
     for code, name in enumerate(SPLIT_NAMES):
         m = fs.split == code
-        counts = np.bincount(fs.labels[m], minlength=len(fs.class_names)) if m.any() else []
-        click.echo(f"{name:<11} {int(m.sum()):>6} images  per class {list(map(int, counts))}")
+        if fs.label_matrix is not None:
+            counts, per = fs.label_matrix[m].sum(axis=0), "per label"
+        else:
+            counts = np.bincount(fs.labels[m], minlength=len(fs.class_names)) if m.any() else []
+            per = "per class"
+        click.echo(f"{name:<11} {int(m.sum()):>6} images  {per} {list(map(int, counts))}")
     click.echo(f"dataset     {fs.attrs.get('dataset_root')} ({fs.key.get('dataset_fingerprint')})")
     health = fs.attrs.get("health", {})
     click.echo(f"health      {health.get('message', '?')}")

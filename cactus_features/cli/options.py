@@ -27,6 +27,16 @@ DATA_OPTIONS = [
     click.option(
         "--label-column", default="has_cactus", show_default=True, help="CSV column of labels."
     ),
+    click.option(
+        "--label-columns",
+        help="Multi-label: several CSV columns of 0/1, comma-separated (e.g. cloud,road,water); "
+        "replaces --label-column.",
+    ),
+    click.option(
+        "--label-separator",
+        help="Multi-label: read --label-column as label sets split at this separator "
+        "(e.g. '|'; ' ' splits at any whitespace).",
+    ),
     click.option("--classes", help="Expected class names, comma-separated (e.g. 0,1)."),
     click.option("--limit", type=int, help="Use only the first N images (quick tries)."),
 ]

@@ -11,14 +11,21 @@ Every reader validates the table before any pixel is read, raising
 from __future__ import annotations
 
 import csv
-import math
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from cactus_features.data.classes import sorted_class_names
+from cactus_features.data.multilabel import (
+    check_label_matrix,
+    label_columns,
+    parse_label_columns,
+    parse_label_sets,
+)
 from cactus_features.data.table import ImageTable
 from cactus_features.errors import DataError
 
@@ -34,7 +41,8 @@ def read_dataset(
     *,
     layout: str = "auto",
     id_column: str = "id",
-    label_column: str = "has_cactus",
+    label_column: str | Sequence[str] = "has_cactus",
+    label_separator: str | None = None,
     classes: list[str] | None = None,
     limit: int | None = None,
 ) -> ImageTable:
@@ -47,8 +55,12 @@ def read_dataset(
             folders, and a flat folder as unlabelled.
         layout: ``"auto"``, ``"kaggle"``, ``"folders"`` or ``"unlabelled"``.
         id_column: CSV column holding the image ids (file names relative to ``data``).
-        label_column: CSV column holding the labels.
-        classes: The expected class names; a label outside them is an error.
+        label_column: CSV column holding the labels; several columns of 0/1 values
+            (one per label) make a multi-label table.
+        label_separator: Read the one label column as label sets split at this
+            separator (e.g. ``"|"``; ``" "`` splits at any run of whitespace), which
+            makes a multi-label table.
+        classes: The expected class (or label) names; one outside them is an error.
         limit: Keep only the first ``limit`` rows (in id order), for quick tries.
 
     Returns:
@@ -72,7 +84,13 @@ def read_dataset(
     if layout == "kaggle":
         if labels is None:
             raise DataError("the Kaggle layout needs a label CSV: pass --labels train.csv")
-        table = read_kaggle(root, labels, id_column=id_column, label_column=label_column)
+        table = read_kaggle(
+            root,
+            labels,
+            id_column=id_column,
+            label_column=label_column,
+            label_separator=label_separator,
+        )
     elif layout == "folders":
         table = read_class_folders(root)
     elif layout == "unlabelled":
@@ -84,9 +102,11 @@ def read_dataset(
         "labels": str(Path(labels).resolve()) if labels is not None else None,
         "layout": layout,
         "id_column": id_column,
-        "label_column": label_column,
+        "label_column": label_column if isinstance(label_column, str) else list(label_column),
         "limit": limit,
     }
+    if label_separator is not None:
+        table.source["label_separator"] = label_separator
     if classes is not None and table.labelled:
         expected = [str(c).strip() for c in classes if str(c).strip()]
         if not expected:
@@ -112,15 +132,26 @@ def dataset_name(root: Path) -> str:
 
 
 def read_kaggle(
-    root: Path, labels: str | Path, *, id_column: str = "id", label_column: str = "has_cactus"
+    root: Path,
+    labels: str | Path,
+    *,
+    id_column: str = "id",
+    label_column: str | Sequence[str] = "has_cactus",
+    label_separator: str | None = None,
 ) -> ImageTable:
     """Read an image folder plus a CSV of ``id,label`` rows.
+
+    One label column gives a binary or multi-class table (one class per image).
+    Several label columns of 0/1 values, or one column of label sets split at
+    ``label_separator``, give a multi-label table (see
+    :mod:`cactus_features.data.multilabel`).
 
     Args:
         root: The image folder.
         labels: The CSV file.
         id_column: Name of the id column.
-        label_column: Name of the label column.
+        label_column: Name of the label column, or the names of several 0/1 columns.
+        label_separator: Separator of the label sets in the one label column.
 
     Returns:
         The table, rows in CSV order; files in the folder that no row names are
@@ -128,46 +159,20 @@ def read_kaggle(
 
     Raises:
         DataError: Missing or empty CSV, missing columns, duplicate ids, unsafe ids,
-            ids with no file, or a single class.
+            ids with no file, a single class, or multi-label values that are not 0/1.
     """
     csv_path = Path(labels)
-    if not csv_path.is_file():
-        raise DataError(f"{csv_path}: label CSV does not exist; pass the file with --labels")
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            # "id, has_cactus" (a space after the comma) still names the column has_cactus.
-            header = [str(h).strip() for h in reader.fieldnames or []]
-            reader.fieldnames = header
-            for column, option in ((id_column, "--id-column"), (label_column, "--label-column")):
-                if column not in header:
-                    raise DataError(
-                        f"{csv_path}: no column {column!r} "
-                        f"(columns: {', '.join(map(repr, header)) or 'none'}); "
-                        f"name the right one with {option}"
-                    )
-            # A short row gives None for the missing fields: read those as empty.
-            rows = [(r.get(id_column) or "", r.get(label_column) or "") for r in reader]
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{csv_path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8"
-        ) from None
-    except csv.Error as exc:
-        raise DataError(f"{csv_path}: not a readable CSV ({exc}); check the file") from None
-    except OSError as exc:
-        raise DataError(
-            f"{csv_path}: cannot read the label CSV ({exc.strerror or exc}); check the file"
-        ) from None
-    if not rows:
-        raise DataError(f"{csv_path}: no data rows; the CSV must list one image per row")
-    ids = [str(i).strip() for i, _ in rows]
-    raw_labels = [str(lab).strip() for _, lab in rows]
-    empty = [i for i, lab in zip(ids, raw_labels, strict=True) if lab == ""]
-    if empty:
-        raise DataError(
-            f"{csv_path}: {len(empty)} rows have no {label_column!r} value "
-            f"(first: {empty[0]!r}); fill them in or remove the rows"
-        )
+    columns = label_columns(label_column, label_separator)
+    ids, values = _read_csv(csv_path, id_column, columns)
+    multilabel = len(columns) > 1 or label_separator is not None
+    if not multilabel:
+        raw_labels = [v[0] for v in values]
+        empty = [i for i, lab in zip(ids, raw_labels, strict=True) if lab == ""]
+        if empty:
+            raise DataError(
+                f"{csv_path}: {len(empty)} rows have no {columns[0]!r} value "
+                f"(first: {empty[0]!r}); fill them in or remove the rows"
+            )
     _check_ids(ids, csv_path)
     paths = [root / i for i in ids]
     missing = [i for i, p in zip(ids, paths, strict=True) if not p.is_file()]
@@ -188,8 +193,19 @@ def read_kaggle(
             f"{len(extra)} image files in {root} have no row in {csv_path.name} and are ignored "
             f"(first: {', '.join(extra[:5])})"
         )
-    class_names, label_idx = _index_labels(raw_labels)
-    _check_classes(class_names, label_idx, str(csv_path))
+    matrix = None
+    if multilabel:
+        if label_separator is None:
+            class_names, matrix = parse_label_columns(values, columns, ids, csv_path)
+        else:
+            class_names, matrix = parse_label_sets(
+                [v[0] for v in values], label_separator, columns[0], csv_path
+            )
+        warnings.extend(check_label_matrix(matrix, class_names, ids, csv_path))
+        label_idx = np.full(len(ids), -1, dtype=np.int64)
+    else:
+        class_names, label_idx = _index_labels(raw_labels)
+        _check_classes(class_names, label_idx, str(csv_path))
     return ImageTable(
         root=root,
         ids=np.asarray(ids, dtype=object),
@@ -199,7 +215,51 @@ def read_kaggle(
         name=dataset_name(root),
         layout="kaggle",
         warnings=warnings,
+        label_matrix=matrix,
     )
+
+
+def _read_csv(
+    csv_path: Path, id_column: str, columns: list[str]
+) -> tuple[list[str], list[list[str]]]:
+    """The stripped ids and label-column values of every row of a label CSV.
+
+    Raises:
+        DataError: Missing, unreadable or empty CSV, or a missing column.
+    """
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: label CSV does not exist; pass the file with --labels")
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            # "id, has_cactus" (a space after the comma) still names the column has_cactus.
+            header = [str(h).strip() for h in reader.fieldnames or []]
+            reader.fieldnames = header
+            wanted = [(id_column, "--id-column")] + [(c, "--label-column") for c in columns]
+            for column, option in wanted:
+                if column not in header:
+                    raise DataError(
+                        f"{csv_path}: no column {column!r} "
+                        f"(columns: {', '.join(map(repr, header)) or 'none'}); "
+                        f"name the right one with {option}"
+                    )
+            # A short row gives None for the missing fields: read those as empty.
+            rows = [(r.get(id_column) or "", [r.get(c) or "" for c in columns]) for r in reader]
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{csv_path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise DataError(f"{csv_path}: not a readable CSV ({exc}); check the file") from None
+    except OSError as exc:
+        raise DataError(
+            f"{csv_path}: cannot read the label CSV ({exc.strerror or exc}); check the file"
+        ) from None
+    if not rows:
+        raise DataError(f"{csv_path}: no data rows; the CSV must list one image per row")
+    ids = [str(i).strip() for i, _ in rows]
+    values = [[str(v).strip() for v in vs] for _, vs in rows]
+    return ids, values
 
 
 def read_class_folders(root: Path) -> ImageTable:
@@ -288,16 +348,7 @@ def _check_ids(ids: list[str], source: Path) -> None:
 
 def _index_labels(raw: list[str]) -> tuple[list[str], np.ndarray]:
     """Map label strings to indices in sorted order (numeric labels sort numerically)."""
-    distinct = sorted(set(raw))
-    try:
-        numbers = [float(s) for s in distinct]
-    except ValueError:
-        numbers = []
-    if numbers and not any(math.isnan(x) for x in numbers):
-        # All numeric: 2 before 10. NaN has no order, so a "nan" label sorts as text.
-        class_names = [s for _, s in sorted(zip(numbers, distinct, strict=True))]
-    else:
-        class_names = distinct
+    class_names = sorted_class_names(set(raw))
     lookup = {c: n for n, c in enumerate(class_names)}
     return class_names, np.asarray([lookup[r] for r in raw], dtype=np.int64)
 

@@ -1,4 +1,9 @@
-"""The seeded, stratified train/val/test split shared by every backbone."""
+"""The seeded, stratified train/val/test split shared by every backbone.
+
+Single-label data (binary or multi-class) is split per class by
+:func:`stratified_split`; multi-label data by :func:`iterative_split`.
+:func:`split_table` picks the one that fits a table.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from cactus_features.data.table import ImageTable
 from cactus_features.errors import ConfigError, DataError
 from cactus_features.features import SPLIT_NAMES, SPLIT_NONE
 
@@ -96,6 +102,118 @@ def stratified_split(
         split[rows[n_train : n_train + n_val]] = 1
         split[rows[n_train + n_val :]] = 2
     return split
+
+
+def split_table(table: ImageTable, config: SplitConfig | None = None) -> np.ndarray:
+    """Split a labelled table: per class, or iteratively for multi-label data.
+
+    Args:
+        table: A labelled image table.
+        config: Ratios and seed; defaults to 70/15/15 with seed 0.
+
+    Returns:
+        Split codes ``[N]`` as uint8.
+
+    Raises:
+        DataError: If a class (or label) is too small for every split to get one.
+    """
+    if table.label_matrix is not None:
+        return iterative_split(table.label_matrix, config, label_names=table.class_names)
+    return stratified_split(table.labels, config, class_names=table.class_names)
+
+
+def iterative_split(
+    label_matrix: np.ndarray,
+    config: SplitConfig | None = None,
+    *,
+    label_names: list[str] | None = None,
+) -> np.ndarray:
+    """Split multi-label data by iterative stratification (Sechidis et al., 2011).
+
+    A multi-label image cannot be placed per class, so the split is built one label
+    at a time, rarest first, keeping each label's share in every split close to its
+    share overall:
+
+    1. Each split ``j`` wants ``n_l * r_j`` positives of each label ``l`` and
+       ``N * r_j`` images in all (``r`` = the train/val/test ratios).
+    2. Take the label with the fewest images not yet placed (ties: the lowest label
+       index); place each of its unplaced images, in a seeded random order, in the
+       split that still wants the most positives of that label; ties go to the split
+       that wants the most images, then to a seeded random choice. Each placement
+       lowers the wants of that split for every label the image carries.
+    3. Repeat until every labelled image is placed; images with no label go, in the
+       same random order, to the split that wants the most images.
+
+    The same labels and ``config`` always give the same split. Rare labels are
+    placed first because they have the least room for error; frequent ones are
+    then balanced by the many images left.
+
+    Args:
+        label_matrix: ``[N, L]`` 0/1 labels.
+        config: Ratios and seed; defaults to 70/15/15 with seed 0.
+        label_names: Names of the labels, used to name a label that is too small.
+
+    Returns:
+        Split codes ``[N]`` as uint8 (0 train, 1 val, 2 test).
+
+    Raises:
+        DataError: If some split gets no image with (or without) some label.
+    """
+    config = config or SplitConfig()
+    y = np.asarray(label_matrix).astype(bool)
+    if y.ndim != 2:
+        raise ValueError(f"label matrix of shape {y.shape} is not [N, L]")
+    n = len(y)
+    ratios = np.array([config.train, config.val, config.test], dtype=np.float64)
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(n)
+    y = y[order]
+    wants = ratios * n
+    label_wants = ratios[:, None] * y.sum(axis=0)[None, :]
+    unplaced = np.ones(n, dtype=bool)
+    left = y.sum(axis=0).astype(np.int64)
+    codes = np.empty(n, dtype=np.uint8)
+
+    def place(row: int, by: np.ndarray) -> None:
+        best = np.flatnonzero(by == by.max())
+        if len(best) > 1:
+            best = best[wants[best] == wants[best].max()]
+        j = int(best[0] if len(best) == 1 else rng.choice(best))
+        carried = y[row]
+        codes[row] = j
+        unplaced[row] = False
+        wants[j] -= 1
+        label_wants[j, carried] -= 1
+        left[carried] -= 1
+
+    while (active := np.flatnonzero(left > 0)).size:
+        label = int(active[np.argmin(left[active])])
+        for row in np.flatnonzero(unplaced & y[:, label]):
+            place(int(row), label_wants[:, label])
+    for row in np.flatnonzero(unplaced):
+        place(int(row), wants)
+    split = np.empty(n, dtype=np.uint8)
+    split[order] = codes
+    _check_label_split(np.asarray(label_matrix).astype(bool), split, config, label_names)
+    return split
+
+
+def _check_label_split(
+    y: np.ndarray, split: np.ndarray, config: SplitConfig, names: list[str] | None
+) -> None:
+    """Refuse a split in which some split lacks images with (or without) some label."""
+    for code, split_name in enumerate(SPLIT_NAMES):
+        part = y[split == code]
+        positives = part.sum(axis=0)
+        for label in np.flatnonzero((positives == 0) | (positives == len(part))):
+            what = f"label {names[label]!r}" if names else f"label index {int(label)}"
+            total = int(y[:, label].sum())
+            side = "with" if positives[label] == 0 else "without"
+            raise DataError(
+                f"{what} is on {total} of {len(y)} images: too few for a "
+                f"{config.train}/{config.val}/{config.test} split to give the {split_name} "
+                f"split an image {side} it; add images or change the ratios"
+            )
 
 
 def split_counts(split: np.ndarray, labels: np.ndarray) -> dict[str, dict[int, int]]:

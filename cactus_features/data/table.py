@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cactus_features.data.classes import task_kind
+
 
 @dataclass
 class ImageTable:
@@ -17,14 +19,18 @@ class ImageTable:
         ids: Image ids as the user gave them (for the Kaggle layout the CSV's id,
             for class folders ``<class>/<file>``); ``[N]``, dtype object.
         paths: Absolute file paths, one per id.
-        labels: Label indices into :attr:`class_names`; ``-1`` when unlabelled.
-        class_names: Class names in index order (sorted, so the mapping is stable).
+        labels: Label indices into :attr:`class_names`; ``-1`` when unlabelled, and
+            for multi-label data (no single class: see :attr:`label_matrix`).
+        class_names: Class names in index order (sorted, so the mapping is stable);
+            for multi-label data the label names, in the columns' order.
         name: A short readable dataset name used in cache folder names.
         layout: ``"kaggle"``, ``"folders"`` or ``"unlabelled"``.
         warnings: Non-fatal findings (e.g. files that no CSV row names).
         skipped: Ids dropped by ``skip_bad_images``, with the reason.
         source: The arguments that read this table (stored in the cache so
             ``verify`` can read the dataset again and detect changes).
+        label_matrix: Multi-label data only: ``[N, L]`` uint8, 1 where image ``n``
+            carries label ``class_names[l]``; ``None`` for single-label data.
     """
 
     root: Path
@@ -37,6 +43,7 @@ class ImageTable:
     warnings: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     source: dict = field(default_factory=dict)
+    label_matrix: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -45,6 +52,11 @@ class ImageTable:
     def labelled(self) -> bool:
         """Whether every image has a label."""
         return self.layout != "unlabelled"
+
+    @property
+    def task(self) -> str:
+        """``"binary"``, ``"multiclass"``, ``"multilabel"`` (or ``"unlabelled"``)."""
+        return task_kind(self.class_names, self.label_matrix)
 
     def subset(self, rows: np.ndarray) -> ImageTable:
         """Return the table restricted to the given row indices (order kept)."""
@@ -60,4 +72,5 @@ class ImageTable:
             warnings=list(self.warnings),
             skipped=dict(self.skipped),
             source=dict(self.source),
+            label_matrix=None if self.label_matrix is None else self.label_matrix[rows],
         )

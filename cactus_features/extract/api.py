@@ -46,7 +46,8 @@ def extract_features(
     labels: str | Path | None = None,
     layout: str = "auto",
     id_column: str = "id",
-    label_column: str = "has_cactus",
+    label_column: str | list[str] = "has_cactus",
+    label_separator: str | None = None,
     classes: list[str] | None = None,
     limit: int | None = None,
     weights: str | None = "DEFAULT",
@@ -81,7 +82,10 @@ def extract_features(
         labels: Label CSV for the Kaggle layout.
         layout: ``auto``, ``kaggle``, ``folders`` or ``unlabelled``.
         id_column: CSV id column.
-        label_column: CSV label column.
+        label_column: CSV label column; several 0/1 columns (one per label) make a
+            multi-label dataset.
+        label_separator: Read the one label column as label sets split at this
+            separator (``"|"``; ``" "`` splits at whitespace): a multi-label dataset.
         classes: Expected class names; other labels are an error.
         limit: Use only the first ``limit`` images.
         weights: Default weights name for every backbone (``DEFAULT``, ``none``, ...).
@@ -122,6 +126,7 @@ def extract_features(
         layout=layout,
         id_column=id_column,
         label_column=label_column,
+        label_separator=label_separator,
         classes=classes,
         limit=limit,
         weights=weights,

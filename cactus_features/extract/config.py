@@ -13,6 +13,7 @@ from typing import Any
 
 from cactus_features.backbones.registry import get_spec
 from cactus_features.backbones.weights import describe_weights
+from cactus_features.data.classes import MULTILABEL
 from cactus_features.data.readers import read_dataset
 from cactus_features.data.split import SplitConfig
 from cactus_features.data.table import ImageTable
@@ -70,7 +71,8 @@ class ExtractConfig:
     labels: str | Path | None = None
     layout: str = "auto"
     id_column: str = "id"
-    label_column: str = "has_cactus"
+    label_column: str | list[str] = "has_cactus"
+    label_separator: str | None = None
     classes: list[str] | None = None
     limit: int | None = None
     weights: str | None = "DEFAULT"
@@ -142,12 +144,18 @@ class ExtractConfig:
             layout=self.layout,
             id_column=self.id_column,
             label_column=self.label_column,
+            label_separator=self.label_separator,
             classes=self.classes,
             limit=self.limit,
         )
 
     def entry_key(
-        self, request: BackboneRequest, *, dataset_fingerprint: str, precision: str
+        self,
+        request: BackboneRequest,
+        *,
+        dataset_fingerprint: str,
+        precision: str,
+        labels: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The cache key of one backbone: everything that determines its embeddings.
 
@@ -158,6 +166,9 @@ class ExtractConfig:
             request: The backbone.
             dataset_fingerprint: The dataset's fingerprint.
             precision: The resolved precision (``fp32``, ``bf16``, ``fp16``).
+            labels: Multi-label data only: its label spec
+                (:func:`~cactus_features.data.multilabel.label_spec`), stored with the
+                task kind; single-label keys have neither, so they are unchanged.
 
         Raises:
             ConfigError: Unknown backbone or a resolution below 1.
@@ -170,7 +181,7 @@ class ExtractConfig:
             )
         res = int(request.resolution if request.resolution is not None else spec.default_resolution)
         w_label, w_sha = describe_weights(request.name, request.weights, request.weights_file)
-        return {
+        key = {
             "backbone": request.name,
             "weights": w_label,
             "weights_sha256": w_sha,
@@ -185,3 +196,6 @@ class ExtractConfig:
             "skip_bad_images": bool(self.skip_bad_images),
             "name": f"{request.name}@{res}",
         }
+        if labels is not None:
+            key.update(task=MULTILABEL, label_spec=labels)
+        return key

@@ -117,6 +117,7 @@ def finish_entry(
         },
         plain_attrs=_plain_attrs(key, table),
         dtype=config.dtype,
+        label_matrix=table.label_matrix,
     )
     parts.remove()
     log.info("wrote %s (%d x %d, %.1f img/s)", path, len(table), dim, timings["images_per_second"])

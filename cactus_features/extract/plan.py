@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from cactus_features.backbones.frozen import resolve_device, resolve_precision
+from cactus_features.data.multilabel import label_spec
 from cactus_features.data.table import ImageTable
 from cactus_features.errors import CacheError
 from cactus_features.extract.cache import entry_path, remove_leftover_parts
@@ -110,9 +111,12 @@ def make_plan(config: ExtractConfig, ctx: DistContext) -> ExtractPlan:
     fingerprint_seconds = time.perf_counter() - t0
     dataset_dir = f"{table.name}-{fp[:8]}"
     cache_dir = Path(config.cache_dir)
+    labels = None
+    if table.label_matrix is not None:
+        labels = label_spec(table.class_names, table.label_matrix, table.source)
     entries = []
     for req in requests:
-        key = config.entry_key(req, dataset_fingerprint=fp, precision=precision)
+        key = config.entry_key(req, dataset_fingerprint=fp, precision=precision, labels=labels)
         entries.append(Entry(req, key, entry_path(cache_dir, dataset_dir, key)))
     batch_size = config.batch_size
     if batch_size is None:

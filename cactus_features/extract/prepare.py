@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cactus_features.data.split import stratified_split
+from cactus_features.data.split import split_table
 from cactus_features.data.table import ImageTable
 from cactus_features.errors import DataError
 from cactus_features.extract.plan import ExtractPlan
@@ -65,7 +65,7 @@ def check_and_split(plan: ExtractPlan) -> CheckedRows:
     kept = table.subset(rows)
     images = None if scan.images is None else [scan.images[r] for r in rows]
     if kept.labelled:
-        split = stratified_split(kept.labels, config.split_config, class_names=kept.class_names)
+        split = split_table(kept, config.split_config)
         train_rows = rows[split == 0]
     else:
         split = np.full(len(kept), SPLIT_NONE, dtype=np.uint8)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cactus_features.data.multilabel import label_spec
 from cactus_features.data.readers import read_dataset
 from cactus_features.errors import UserError
 from cactus_features.extract.scan import dataset_fingerprint
@@ -51,9 +52,15 @@ def _check_stale(report: VerifyReport, key: dict, source: dict | None) -> None:
             layout=source.get("layout", "auto"),
             id_column=source.get("id_column", "id"),
             label_column=source.get("label_column", "has_cactus"),
+            label_separator=source.get("label_separator"),
             limit=source.get("limit"),
         )
         fp = dataset_fingerprint(table, key.get("fingerprint_mode", "content"))
+        if "label_spec" in key and table.label_matrix is not None:
+            labels = label_spec(table.class_names, table.label_matrix, table.source)
+            if labels != key["label_spec"]:
+                report.fail("stale: the labels changed since extraction; extract again")
+                return
     except UserError as exc:
         report.fail(f"stale: the dataset can no longer be read as extracted ({exc})")
         return

@@ -15,9 +15,13 @@ from typing import Any
 import h5py
 import numpy as np
 
+from cactus_features.data.classes import MULTILABEL
 from cactus_features.errors import CacheError
 from cactus_features.store.format import EMBEDDINGS, check_version, io_message, key_hash
 from cactus_features.store.rows import RowBlocks, RowsSha256
+
+SINGLE_LABEL_VERSION = 1
+"""Format version of binary, multi-class and unlabelled cache files (unchanged layout)."""
 
 
 def is_complete(path: Path) -> bool:
@@ -56,6 +60,7 @@ def write_entry(
     json_attrs: dict[str, Any],
     plain_attrs: dict[str, Any],
     dtype: str = "float32",
+    label_matrix: np.ndarray | None = None,
 ) -> None:
     """Assemble the final HDF5 file under a temporary name and rename it into place.
 
@@ -73,6 +78,10 @@ def write_entry(
         json_attrs: Structured metadata, each stored as a JSON text attribute.
         plain_attrs: Scalar metadata stored as plain HDF5 attributes.
         dtype: ``float32`` or ``float16`` storage of the embeddings.
+        label_matrix: Multi-label data only: the ``[N, L]`` 0/1 labels (``class_names``
+            are then the label names). Such a file is written as format 2 (so an older
+            library refuses it instead of reading it as single-label); every other
+            file keeps format 1, laid out exactly as before.
     """
     blocks = embeddings if isinstance(embeddings, RowBlocks) else RowBlocks.of(embeddings)
     store = np.dtype(np.float16 if dtype == "float16" else np.float32)
@@ -105,8 +114,14 @@ def write_entry(
             )
             f.create_dataset("labels", data=np.asarray(labels, np.int64), track_times=False)
             f.create_dataset("split", data=np.asarray(split, np.uint8), track_times=False)
+            if label_matrix is not None:
+                f.create_dataset(
+                    "label_matrix", data=np.asarray(label_matrix, np.uint8), track_times=False
+                )
             f.attrs["kind"] = EMBEDDINGS.kind
-            f.attrs["format_version"] = EMBEDDINGS.version
+            f.attrs["format_version"] = SINGLE_LABEL_VERSION if label_matrix is None else 2
+            if label_matrix is not None:
+                f.attrs["task"] = MULTILABEL
             f.attrs["key"] = json.dumps(key, sort_keys=True)
             f.attrs["key_hash"] = key_hash(key)
             f.attrs["class_names"] = json.dumps(class_names)

@@ -15,6 +15,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from cactus_features.data.classes import task_kind
 from cactus_features.errors import CacheError
 from cactus_features.store.format import (
     EMBEDDINGS,
@@ -25,7 +26,7 @@ from cactus_features.store.format import (
 )
 
 FORMAT_VERSION = EMBEDDINGS.version
-"""Version of the cache file layout written by this library."""
+"""Newest cache file layout this library reads and writes (2: multi-label; others stay 1)."""
 
 SPLIT_NAMES = ("train", "val", "test")
 """Split codes stored in the ``split`` dataset: 0 train, 1 val, 2 test."""
@@ -83,8 +84,11 @@ class FeatureSet:
         ids: Image ids, shape ``[N]``.
         labels: Label indices into :attr:`class_names`, ``-1`` for unlabelled; ``[N]``.
         split: Split codes (0 train, 1 val, 2 test, 255 none); ``[N]``.
-        class_names: Class names in index order.
+        class_names: Class names in index order (the label names, for multi-label data).
         attrs: All other stored metadata (timings, versions, health, model info).
+        label_matrix: Multi-label data only: ``[N, L]`` uint8 0/1 labels, one column
+            per name in :attr:`class_names` (:attr:`labels` is then ``-1``); ``None``
+            for single-label data.
     """
 
     path: Path | None
@@ -94,7 +98,13 @@ class FeatureSet:
     split: np.ndarray
     class_names: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
+    label_matrix: np.ndarray | None = None
     _embeddings: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def task(self) -> str:
+        """``"binary"``, ``"multiclass"``, ``"multilabel"`` (or ``"unlabelled"``)."""
+        return task_kind(self.class_names, self.label_matrix)
 
     @cached_property
     def embeddings(self) -> np.ndarray:
@@ -157,6 +167,7 @@ def load_features(path: str | Path) -> FeatureSet:
         ids = f["ids"].asstr()[...]
         labels = np.asarray(f["labels"][...], dtype=np.int64)
         split = np.asarray(f["split"][...], dtype=np.uint8)
+        matrix = np.asarray(f["label_matrix"][...], np.uint8) if "label_matrix" in f else None
         meta["dim"] = int(f["embeddings"].shape[1])
     return FeatureSet(
         path=path,
@@ -166,6 +177,7 @@ def load_features(path: str | Path) -> FeatureSet:
         split=split,
         class_names=list(class_names),
         attrs=meta,
+        label_matrix=matrix,
     )
 
 
@@ -189,6 +201,7 @@ def concat_features(sets: Sequence[FeatureSet]) -> FeatureSet:
             np.array_equal(first.ids, other.ids)
             and np.array_equal(first.labels, other.labels)
             and np.array_equal(first.split, other.split)
+            and _same_matrix(first.label_matrix, other.label_matrix)
         ):
             raise CacheError(
                 f"cannot concatenate {first.name} and {other.name}: they were extracted from "
@@ -207,5 +220,11 @@ def concat_features(sets: Sequence[FeatureSet]) -> FeatureSet:
         split=first.split,
         class_names=first.class_names,
         attrs=attrs,
+        label_matrix=first.label_matrix,
         _embeddings=np.concatenate([s.embeddings for s in sets], axis=1),
     )
+
+
+def _same_matrix(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Whether two label matrices (or their absence) agree."""
+    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))

@@ -38,10 +38,12 @@ class FileFormat:
     noun: str
 
 
-EMBEDDINGS = FileFormat("cactus-features/embeddings", 1, "cache")
-"""Embeddings (feature cache) files."""
-RUN = FileFormat("cactus-features/run", 1, "run")
-"""Run files (one head-training run)."""
+EMBEDDINGS = FileFormat("cactus-features/embeddings", 2, "cache")
+"""Embeddings (feature cache) files: format 2 adds the multi-label ``label_matrix``;
+single-label files are still written as format 1."""
+RUN = FileFormat("cactus-features/run", 2, "run")
+"""Run files (one head-training run): format 2 holds ``[N, K]`` probabilities and the
+task kind; binary runs are still written as format 1."""
 
 
 def check_version(

@@ -1,5 +1,7 @@
 """Re-checking the contents of an embeddings file: format, completeness, checksum, finiteness.
 
+Run files (format 1 or 2) are checked too: shapes, split codes, labels, probabilities.
+
 Whether the dataset changed since extraction is checked by
 :mod:`cactus_features.extract.verify`, which calls :func:`check_contents` first.
 """
@@ -13,9 +15,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from cactus_features.data.classes import MULTILABEL
 from cactus_features.errors import CacheError
-from cactus_features.store.format import EMBEDDINGS, check_version, key_hash, text_attr
+from cactus_features.store.format import EMBEDDINGS, RUN, check_version, key_hash, text_attr
 from cactus_features.store.rows import RowBlocks, RowsSha256
+from cactus_features.store.runs import load_run
 
 
 @dataclass
@@ -78,6 +82,11 @@ def _check_file(report: VerifyReport) -> tuple[dict, dict | None] | None:
         report.fail(f"cannot open as HDF5 ({text}); delete it and extract again")
         return None
     with f:
+        if f.attrs.get("kind") == RUN.kind:
+            version = check_version(f.attrs, RUN)
+            f.close()
+            _check_run(report, version)
+            return None
         try:
             version = check_version(f.attrs, EMBEDDINGS)
         except CacheError as exc:
@@ -111,6 +120,8 @@ def _check_file(report: VerifyReport) -> tuple[dict, dict | None] | None:
             "labels": n_labels,
             "split": n_split,
         }
+        if "label_matrix" in f:
+            lengths["label_matrix"] = _check_label_matrix(report, f)
         if len(set(lengths.values())) != 1:
             shown = ", ".join(f"{k} {v}" for k, v in lengths.items())
             report.fail(f"damaged: the arrays disagree in length ({shown}); extract again")
@@ -145,6 +156,47 @@ def _check_file(report: VerifyReport) -> tuple[dict, dict | None] | None:
     if not report.ok:
         return None
     return key, source if isinstance(source, dict) else None
+
+
+def _check_run(report: VerifyReport, version: int) -> None:
+    """Check a run file (format 1 or 2): shapes, split codes, labels and probabilities."""
+    run = load_run(report.path)
+    p = run.predictions
+    proba = p.proba
+    k = proba.shape[1]
+    report.notes.append(f"run format version {version} ({p.task}, {k} classes)")
+    if len(set(map(str, p.ids))) != len(p.ids):
+        report.fail("damaged: an image id appears twice in the predictions; train again")
+    if not np.isin(p.split, (0, 1, 2)).all():
+        report.fail("damaged: split codes other than 0, 1, 2; train again")
+    if not np.isfinite(proba).all() or (proba < 0).any() or (proba > 1).any():
+        report.fail("damaged: probabilities outside [0, 1] or not finite; train again")
+    elif p.task != MULTILABEL and not np.allclose(proba.sum(axis=1), 1.0, atol=1e-6):
+        report.fail("damaged: class probabilities do not sum to 1; train again")
+    labels = np.asarray(p.label)
+    valid = np.isin(labels, (0, 1)) if p.task == MULTILABEL else (labels >= 0) & (labels < k)
+    if not valid.all():
+        report.fail(f"damaged: labels outside the {k} classes; train again")
+    if report.ok:
+        report.notes.append(f"{len(p.ids)} predictions ok")
+
+
+def _check_label_matrix(report: VerifyReport, f: h5py.File) -> int:
+    """Check a multi-label file's ``[N, L]`` 0/1 label matrix; return its length ``N``."""
+    matrix = f["label_matrix"]
+    names = json.loads(text_attr(f.attrs, "class_names")) if "class_names" in f.attrs else []
+    if not isinstance(matrix, h5py.Dataset) or matrix.ndim != 2 or matrix.shape[1] != len(names):
+        report.fail(
+            f"damaged: the label matrix of shape {matrix.shape} does not fit {len(names)} "
+            "label names; delete it and extract again"
+        )
+        return -1
+    values = np.asarray(matrix[...])
+    if values.size and not np.isin(values, (0, 1)).all():
+        report.fail("damaged: the label matrix holds values other than 0 and 1; extract again")
+    else:
+        report.notes.append(f"{len(names)} labels (multi-label)")
+    return int(matrix.shape[0])
 
 
 def _scan_rows(embeddings: h5py.Dataset) -> tuple[str, np.ndarray]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cactus_features.backbones.weights import weights_unavailable
+from cactus_features.data.readers import read_dataset
 from cactus_features.errors import ConfigError, WeightsError
 from cactus_features.extract.api import BackboneRequest, extract_features
 from cactus_features.features import FeatureSet
@@ -16,8 +17,14 @@ from cactus_features.report import ComparisonReport, compare
 from cactus_features.report.label_efficiency import add_to_reports
 from cactus_features.study.config import StudyConfig
 from cactus_features.study.label_efficiency import LabelEfficiencyResult, study_label_efficiency
+from cactus_features.study.support import check_heads_support
 
 log = logging.getLogger("cactus_features")
+
+TABLE_OPTIONS = frozenset(
+    {"layout", "id_column", "label_column", "label_separator", "classes", "limit"}
+)
+"""``extract`` options that say how the dataset is read (read once, before extraction)."""
 
 
 @dataclass
@@ -95,7 +102,9 @@ def run_study(config: StudyConfig) -> StudyResult:
     """Run a whole study: extract every backbone once, train each head on each, compare.
 
     Cached embeddings are re-used (a second study with a new head only trains
-    heads, and the log says so). Heads of one label share one comparison.
+    heads, and the log says so). Heads of one label share one comparison. The
+    dataset is read first, and a task no head can train (multi-class, multi-label)
+    is refused before anything is extracted.
 
     Args:
         config: The study.
@@ -106,14 +115,16 @@ def run_study(config: StudyConfig) -> StudyResult:
     seconds: dict[str, float] = {}
     requests, skipped, substituted = resolve_backbones(config)
     t0 = time.perf_counter()
+    table_options = {k: v for k, v in config.extract.items() if k in TABLE_OPTIONS}
+    table = read_dataset(config.data, config.labels, **table_options)
+    check_heads_support(table.task, table.class_names, config.heads)
     features = extract_features(
-        config.data,
+        table,
         requests,
-        labels=config.labels,
         cache_dir=config.cache_dir,
         split=config.split,
         quiet=config.quiet,
-        **config.extract,
+        **{k: v for k, v in config.extract.items() if k not in TABLE_OPTIONS},
     )
     seconds["extract"] = time.perf_counter() - t0
     for fs in features:

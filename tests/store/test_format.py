@@ -29,12 +29,12 @@ def test_check_version_returns_the_version_and_names_the_file(tmp_path):
 @pytest.mark.parametrize(
     ("path_given", "advice", "message"),
     [
-        (True, None, "{p}: cache format version 9 is newer than this library's (1); "
+        (True, None, "{p}: cache format version 9 is newer than this library's (2); "
          "upgrade cactus-features to read it"),
         (True, "upgrade cactus-features, or use another --cache-dir",
-         "{p}: cache format version 9 is newer than this library's (1); "
+         "{p}: cache format version 9 is newer than this library's (2); "
          "upgrade cactus-features, or use another --cache-dir"),
-        (False, None, "format version 9 is newer than this library's (1); "
+        (False, None, "format version 9 is newer than this library's (2); "
          "upgrade cactus-features to read it"),
     ],
 )  # fmt: skip
@@ -79,9 +79,9 @@ def test_run_file_round_trip_and_unversioned_files_read_as_format_one(tmp_path):
 def test_run_file_of_a_newer_format_is_refused(tmp_path):
     path = save_run(_run(), tmp_path / "r.h5")
     with h5py.File(path, "a") as f:
-        f.attrs["format_version"] = 2
+        f.attrs["format_version"] = 3
     with pytest.raises(CacheError) as caught:
         load_run(path)
     assert str(caught.value) == (
-        f"{path}: run format version 2 is newer than this library's (1); upgrade cactus-features"
+        f"{path}: run format version 3 is newer than this library's (2); upgrade cactus-features"
     )

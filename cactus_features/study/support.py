@@ -1,0 +1,46 @@
+"""Fail early: refuse, before any extraction, a task that no requested head can train."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cactus_features.data.classes import MULTICLASS, MULTILABEL
+from cactus_features.errors import ConfigError
+from cactus_features.heads.nn.models import output_dim
+
+
+def check_heads_support(
+    task: str, class_names: Sequence[str], heads: Sequence[dict[str, Any]]
+) -> None:
+    """Raise when the heads of a study cannot train on the dataset's task.
+
+    The multi-class check asks :func:`~cactus_features.heads.nn.models.output_dim`,
+    so it lifts by itself once the heads take K classes; multi-label data has no
+    head yet.
+
+    Args:
+        task: The dataset's task kind (``binary``, ``multiclass``, ``multilabel``).
+        class_names: Its class (or label) names.
+        heads: The study's head configurations (``{"head": "linear", ...}``).
+
+    Raises:
+        ConfigError: One line naming the task, the heads and what they take.
+    """
+    kinds = ", ".join(sorted({str(h.get("head")) for h in heads})) or "none"
+    names = ", ".join(map(str, class_names[:5])) + (", ..." if len(class_names) > 5 else "")
+    if task == MULTILABEL:
+        raise ConfigError(
+            f"multilabel task ({len(class_names)} labels: {names}): no head takes several "
+            f"labels per image yet (heads {kinds} take binary tasks); nothing was extracted: "
+            "use one label column, or run `cactus-features extract` alone"
+        )
+    if task == MULTICLASS:
+        try:
+            output_dim(len(class_names))
+        except ConfigError:
+            raise ConfigError(
+                f"multiclass task ({len(class_names)} classes: {names}): heads {kinds} take "
+                "binary tasks only so far; nothing was extracted: merge the classes into two, "
+                "or run `cactus-features extract` alone"
+            ) from None

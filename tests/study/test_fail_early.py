@@ -1,0 +1,60 @@
+"""A study whose heads cannot take the dataset's task stops before any extraction."""
+
+from __future__ import annotations
+
+import pytest
+
+from cactus_features.cli import main
+from cactus_features.errors import ConfigError
+from cactus_features.extract.api import BackboneRequest
+from cactus_features.study.config import StudyConfig
+from cactus_features.study.runner import run_study
+from cactus_features.study.support import check_heads_support
+from tests.multilabel import LABELS, write_multilabel
+
+
+def _study(tmp_path, data, labels=None, **extract) -> StudyConfig:
+    return StudyConfig(
+        data=str(data),
+        labels=None if labels is None else str(labels),
+        backbones=[BackboneRequest("resnet18", "none", None, 16)],
+        heads=[{"head": "linear"}, {"head": "mlp"}],
+        out=str(tmp_path / "report"),
+        cache_dir=str(tmp_path / "cache"),
+        extract=extract,
+        quiet=True,
+    )
+
+
+def test_multiclass_study_stops_before_extraction(digits_folders, tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        run_study(_study(tmp_path, digits_folders))
+    assert str(caught.value).startswith(
+        "multiclass task (10 classes: 0, 1, 2, 3, 4, ...): heads linear, mlp take binary tasks "
+        "only so far; nothing was extracted"
+    )
+    assert not (tmp_path / "cache").exists()
+
+
+def test_multilabel_study_stops_before_extraction(tmp_path):
+    img_dir, csv_path, _ = write_multilabel(tmp_path / "ds")
+    config = _study(tmp_path, img_dir, csv_path, label_column=list(LABELS), limit=50)
+    with pytest.raises(
+        ConfigError, match=r"^multilabel task \(4 labels: cloud, field, road, water\)"
+    ):
+        run_study(config)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_binary_tasks_pass_the_check():
+    check_heads_support("binary", ["0", "1"], [{"head": "linear"}])
+
+
+def test_cli_run_says_it_in_one_line(digits_folders, tmp_path, capsys):
+    argv = ["run", "--data", str(digits_folders), "--backbone", "resnet18@16", "--weights", "none"]
+    with pytest.raises(SystemExit) as caught:
+        main([*argv, "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "r"), "-q"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "multiclass task (10 classes" in err[0]
+    assert not (tmp_path / "cache").exists()
