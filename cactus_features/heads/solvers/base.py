@@ -40,6 +40,8 @@ class Fit:
             weights and, under :data:`~cactus_features.heads.nn.models.LAST_PREFIX`,
             the last ones.
         note: A line for the console log (empty for none).
+        one_off_seconds: One-off cost (kernel compilation or cache loading) inside the
+            training loop, not counted in ``seconds``.
     """
 
     history: dict[str, np.ndarray]
@@ -52,6 +54,7 @@ class Fit:
     group_size: int
     weights: Callable[[int], dict[str, np.ndarray]]
     note: str = ""
+    one_off_seconds: float = 0.0
 
     def head_history(self, k: int) -> dict[str, np.ndarray]:
         """Head ``k``'s curves (copies), each ``[epochs]``."""
