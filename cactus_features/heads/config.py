@@ -182,7 +182,6 @@ class HeadConfig:
         default=(),
         metadata=_cli(
             type=str,
-            head_default=True,
             parse=lambda text: _float_tuple(text, "l2_grid"),
             help="L2 strengths of --solver grid, e.g. 1,0.1,0.01 (default: 9 from 1 to 1e-4).",
         ),
@@ -191,7 +190,6 @@ class HeadConfig:
         default="",
         metadata=_cli(
             choices=tuple(PRESETS),
-            head_default=True,
             help="Named protocol: tuned (the default) or report (the seed's Adam recipe).",
         ),
     )
