@@ -119,14 +119,20 @@ def l2_path(
             pre.set(lam, mean_curvature(z, s))
         lb = fit_logistic_lbfgs(
             x, y, s, C=c_value, max_iter=max_iter, tol=tol, init=theta, preconditioner=pre
-        )
+        )  # no x_val: validation is scored once per strength, at its solution
         theta = torch.cat([lb.weight, lb.weight.new_tensor([lb.bias])])
         points[i] = _point(lam, lb, tensors)
     return [points[i] for i in range(len(l2_grid))]
 
 
 def _point(lam: float, lb: LbfgsFit, tensors: SplitTensors) -> PathPoint:
+    """A fitted strength: its validation scores at the solution, and its curves (the
+    per-iteration validation curves are not computed on the path, to save a pass over
+    the validation rows per iteration: their last entry is the solution's)."""
     loss, auc = validation_scores(lb.weight, lb.bias, tensors)
+    if lb.iterations:
+        lb.history["val_loss"][-1] = loss
+        lb.history["val_auc"][-1] = auc
     return PathPoint(
         l2=lam,
         weight=lb.weight,
