@@ -228,8 +228,8 @@ class HeadConfig:
         if preset is None:
             adam = any(n in kwargs for n in ADAM_ONLY)
             preset = "" if "solver" in kwargs or adam else DEFAULT_PRESET
-        if preset and preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+        if preset:
+            _choice("preset", preset, tuple(PRESETS))
         values = dict(PRESETS.get(preset, {}))
         if values.get("solver") == "grid" and kwargs.get("solver", "grid") == "grid":
             given = [n for n in ADAM_ONLY if n in kwargs] if head == "linear" else []
@@ -272,20 +272,17 @@ class HeadConfig:
         Raises:
             ConfigError: Naming the bad value and what to use instead.
         """
-        if self.head not in HEADS:
-            raise ConfigError(f"unknown head {self.head!r}; use one of {', '.join(HEADS)}")
-        if self.solver not in SOLVERS:
-            raise ConfigError(f"unknown solver {self.solver!r}; use one of {', '.join(SOLVERS)}")
+        _choice("head", self.head, HEADS)
+        _choice("solver", self.solver, SOLVERS)
         if self.solver == "lbfgs" and self.head != "linear":
             raise ConfigError("solver 'lbfgs' trains the linear head only; use --solver adam")
         if self.solver == "lbfgs" and self.batch_size is not None:
             raise ConfigError("solver 'lbfgs' is full-batch; drop --batch-size")
         if self.solver == "grid" and self.head == "linear" and self.batch_size is not None:
             raise ConfigError("the linear grid solver is full-batch; drop --batch-size")
-        if self.scale not in SCALES:
-            raise ConfigError(f"unknown scale {self.scale!r}; use one of {', '.join(SCALES)}")
-        if self.preset and self.preset not in PRESETS:
-            raise ConfigError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}")
+        _choice("scale", self.scale, SCALES)
+        if self.preset:
+            _choice("preset", self.preset, tuple(PRESETS))
         if self.solver == "grid":
             _check(
                 len(self.l2_grid) >= 1 and all(v >= 0 for v in self.l2_grid),
@@ -295,8 +292,7 @@ class HeadConfig:
             )
             if self.select == "last":
                 raise ConfigError("solver 'grid' chooses on validation; use --select val_loss")
-        if self.select not in SELECTS:
-            raise ConfigError(f"unknown select {self.select!r}; use one of {', '.join(SELECTS)}")
+        _choice("select", self.select, SELECTS)
         _check(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", self.epochs, ">= 1")
         _check(self.lr > 0, "lr", self.lr, "> 0")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
@@ -343,6 +339,11 @@ class HeadConfig:
         config = replace(self, **changes)
         config.validate()
         return config
+
+
+def _choice(name: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"unknown {name} {value!r}; use one of {', '.join(allowed)}")
 
 
 def _check(ok: bool, name: str, value: Any, rule: str) -> None:
