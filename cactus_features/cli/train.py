@@ -25,10 +25,11 @@ COMMON_FIELDS = (
     "hidden",
     "dropout",
     "standardize",
+    "scale",
     "select",
 )
 """The :class:`HeadConfig` fields both ``train`` and ``sweep`` take as options, in help order."""
-TRAIN_FIELDS = ("lr", "weight_decay", "seed", "solver", "C")
+TRAIN_FIELDS = ("preset", "lr", "weight_decay", "seed", "solver", "l2_grid", "C")
 """The fields only ``train`` takes (``sweep`` takes lists of the first three)."""
 
 
@@ -36,28 +37,26 @@ def config_option(name: str) -> Callable[[Any], Any]:
     """The click option of a :class:`HeadConfig` field, from its :class:`CliOption`.
 
     The option is ``--`` + the field name (``_`` as ``-``) and stores the field's name;
-    its default and choices are the field's (none for head-specific defaults).
+    its choices are the field's. It has no default of its own: an option left out
+    takes the preset's value (:data:`~cactus_features.heads.config.PRESETS`; the
+    ``tuned`` preset unless ``--solver`` or an Adam-only option is given), else the
+    :class:`HeadConfig` default.
     """
     f = _FIELDS[name]
     spec: CliOption = f.metadata[CLI]
     if spec.negate is not None:
-        return click.option(spec.negate, name, flag_value=False, default=True, help=spec.help)
-    default = None if spec.head_default else f.default
+        return click.option(spec.negate, name, flag_value=False, default=None, help=spec.help)
     kind = click.Choice(list(spec.choices)) if spec.choices else spec.type
     return click.option(
-        "--" + name.replace("_", "-"),
-        name,
-        type=kind,
-        default=default,
-        show_default=default is not None,
-        help=spec.help,
+        "--" + name.replace("_", "-"), name, type=kind, default=None, help=spec.help
     )
 
 
 def config_values(params: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
     """Take the fields' values out of a command's ``params``, as :class:`HeadConfig` options.
 
-    Head-specific defaults left unset are left out; text is parsed where the field says.
+    Options left unset are left out (the preset or the field default applies); text is
+    parsed where the field says.
 
     Raises:
         ConfigError: ``--hidden`` or ``--dropout`` given for a linear head.
@@ -65,11 +64,11 @@ def config_values(params: dict[str, Any], names: Sequence[str]) -> dict[str, Any
     values: dict[str, Any] = {}
     for name in names:
         value, spec = params.pop(name), _FIELDS[name].metadata[CLI]
-        if spec.head_default and value is None:
+        if value is None:
             continue
         values[name] = spec.parse(value) if spec.parse is not None else value
     given = [n for n in names if _FIELDS[n].metadata[CLI].head_default and n in values]
-    if values.get("head") == "linear" and given:
+    if values.get("head", "linear") == "linear" and given:
         raise ConfigError("--hidden and --dropout apply to --head mlp only; drop them")
     return values
 
@@ -106,6 +105,27 @@ def _inputs(caches: tuple[Path, ...], concat: bool) -> list[Any]:
     return list(caches)
 
 
+def _fit_summary(info: dict[str, Any]) -> str:
+    """``chose l2 0.003 of 9 (converged)`` for a grid, ``kNN k=20`` for the kNN probe, else
+    ``500 epochs, best epoch 498``."""
+    if "knn" in info:
+        return f"kNN k={info['knn']['k']} (chosen on validation)"
+    grid = info.get("grid")
+    conv = "converged" if info.get("convergence", {}).get("converged") else "NOT converged"
+    if grid:
+        return (
+            f"chose {grid['param']} {grid['chosen_value']:g} of {len(grid['values'])} "
+            f"({conv}, best epoch {info['best_epoch']})"
+        )
+    return f"{info['epochs_run']} epochs, best epoch {info['best_epoch']} ({conv})"
+
+
+def _one_off(info: dict[str, Any]) -> str:
+    """`` (+0.8s one-off kernel load)`` when the loop paid one, else empty."""
+    seconds = info.get("one_off_seconds") or 0.0
+    return f" (+{seconds:.2f}s one-off kernel compile/load)" if seconds >= 0.01 else ""
+
+
 def _weights(values: Any) -> str:
     return "[" + ", ".join(f"{w:.4f}" for w in values) + "]"
 
@@ -125,8 +145,10 @@ def train(
 ) -> None:
     """Train the same head on each CACHE (or on their concatenation) and save run files.
 
-    Prints one line per backbone: name, epochs, seconds, best epoch, validation
-    AUC, class weights and the run file.
+    The protocol is the ``tuned`` preset unless ``--preset`` (``report``: the seed
+    study's Adam recipe), ``--solver`` or an Adam option is given. Prints one line per
+    backbone: name, protocol, chosen strength or epochs, convergence, seconds,
+    validation AUC, class weights and the run file.
     """
     from cactus_features.heads import train_with_config
 
@@ -136,15 +158,11 @@ def train(
             features, config, device=device, out=out, overwrite=overwrite, quiet=quiet
         )
         info = result.run.info
-        fitted = (
-            f"kNN k={info['knn']['k']} in {result.seconds:.2f}s"
-            if "knn" in info
-            else f"{info['epochs_run']} epochs in {result.seconds:.2f}s, "
-            f"best epoch {result.best_epoch}"
-        )
         click.echo(
-            f"{info['backbone_name']}: {fitted}, val AUC {result.val_auc:.4f}, class weights "
-            f"{_weights(result.class_weights)} ({info['class_weight_mode']}) -> {result.path}"
+            f"{info['backbone_name']} [{info['protocol']}]: {_fit_summary(info)} in "
+            f"{result.seconds:.2f}s{_one_off(info)}, val AUC {result.val_auc:.4f}, class "
+            f"weights {_weights(result.class_weights)} ({info['class_weight_mode']}) -> "
+            f"{result.path}"
         )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from cactus_features.errors import CacheError
-from cactus_features.heads.config import HeadConfig
+from cactus_features.heads.config import HeadConfig, protocol_label
 from cactus_features.heads.device import resolve_device
 from cactus_features.heads.nn.models import head_from_state
 from cactus_features.heads.prepare.data import FeaturesArg, prepare, resolve_features
@@ -39,6 +39,7 @@ def train_head(
     features: FeaturesArg,
     head: str = "linear",
     *,
+    preset: str | None = None,
     device: str | torch.device | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
@@ -54,6 +55,13 @@ def train_head(
             path, or a list of them (trained on their column-wise concatenation).
         head: ``"linear"``, ``"mlp"`` or ``"knn"`` (the kNN probe: no weights, ``k``
             chosen on validation).
+        preset: ``"tuned"`` (the default unless ``solver`` is given; the config's
+            ``preset`` field): a grid of L2
+            strengths, each fitted to convergence, the best by validation log loss;
+            ``"report"``: the seed study's recipe (Adam, lr 5e-4, 500 full-batch epochs,
+            inverse class weights, standardised); ``""``: none (the
+            :class:`~cactus_features.heads.config.HeadConfig` defaults). Options given
+            beside a preset override its fields (:data:`~cactus_features.heads.config.PRESETS`).
         device: ``None`` picks CUDA when available, else CPU.
         out: Run directory or exact ``.h5`` path; default ``<cache dir>/runs/``.
         overwrite: Replace an existing run file of the same name instead of adding
@@ -68,9 +76,10 @@ def train_head(
             iteration limit), ``lr``, ``weight_decay``, ``batch_size`` (``None``: full
             batch), ``seed``, ``class_weight`` (``"inverse"``, ``"balanced"``,
             ``"none"``, a list in class order or a ``{class name: weight}`` mapping),
-            ``standardize``, ``solver`` (``"adam"`` or ``"lbfgs"``), ``C`` and ``tol``
-            (L-BFGS), ``select`` (``"val_auc"``, ``"val_loss"`` or ``"last"``),
-            ``hidden`` and ``dropout`` (MLP).
+            ``standardize``, ``scale`` (``"feature"`` or ``"global"``), ``solver``
+            (``"grid"``, ``"adam"`` or ``"lbfgs"``), ``l2_grid`` (the grid's strengths),
+            ``C`` and ``tol`` (L-BFGS), ``select`` (``"val_auc"``, ``"val_loss"`` or
+            ``"last"``), ``hidden`` and ``dropout`` (MLP).
 
     Returns:
         The trained head's run, curves, predictions and class weights.
@@ -79,7 +88,7 @@ def train_head(
         ConfigError: On an unknown or invalid option, or splits that cannot support it.
         CacheError: If the features cannot be read or hold invalid rows.
     """
-    config = HeadConfig.create(head, **options)
+    config = HeadConfig.create(head, preset=preset, **options)
     return train_with_config(
         features,
         config,
@@ -110,7 +119,8 @@ def train_with_config(
     log = console_logger(quiet)
     weights = "[" + ", ".join(f"{w:.4f}" for w in data.class_weights) + "]"
     log(
-        f"{fs.name}: {config.head} head ({config.solver}) on {data.train.size} train / "
+        f"{fs.name}: {config.head} head ({protocol_label(config.to_dict())}) on "
+        f"{data.train.size} train / "
         f"{data.val.size} val rows, D={data.dim}, {dev}; class weights "
         f"{weights} ({data.class_weight_mode})"
     )

@@ -18,7 +18,12 @@ import numpy as np
 import torch
 
 from cactus_features.features import FeatureSet
-from cactus_features.heads.config import HeadConfig
+from cactus_features.heads.config import HeadConfig, protocol_label
+from cactus_features.heads.convergence import (
+    adam_convergence,
+    convergence_warnings,
+    report_warnings,
+)
 from cactus_features.heads.nn.models import head_from_state
 from cactus_features.heads.prepare.data import PreparedData
 from cactus_features.heads.prepare.standardize import Standardizer
@@ -45,7 +50,8 @@ class TrainResult:
             the selected epoch's weights.
         class_weights: The class weights used, in class-index order.
         best_epoch: The selected epoch (1-based).
-        seconds: Training-loop wall time.
+        seconds: Training-loop wall time (without one-off kernel compilation or loading,
+            which is ``run.info["one_off_seconds"]``).
         val_auc: Validation AUC at the selected epoch (NaN without validation rows).
         config: The head configuration.
     """
@@ -111,6 +117,13 @@ def assemble_run(
         label=np.asarray(fs.labels[data.rows], dtype=np.int64),
         score=scores,
     )
+    solver_info = dict(fit.info)
+    if "convergence" not in solver_info:
+        solver_info["convergence"] = adam_convergence(history["train_loss"])
+    warnings = convergence_warnings(
+        solver_info, best_epoch=best_epoch, epochs_run=fit.epochs_run, solver=config.solver
+    )
+    report_warnings(data.features.name, warnings)
     info = build_info(
         data,
         parts,
@@ -118,7 +131,16 @@ def assemble_run(
         epochs_run=fit.epochs_run,
         train_seconds=fit.seconds,
         device=device,
-        extra={"val_auc": val_auc, "select": config.select, **fit.info, **(extra or {})},
+        extra={
+            "val_auc": val_auc,
+            "select": config.select,
+            "protocol": protocol_label(config.to_dict()),
+            "preset": config.preset,
+            "one_off_seconds": float(fit.one_off_seconds),
+            **solver_info,
+            "warnings": warnings,
+            **(extra or {}),
+        },
     )
     run = RunFile(
         path=None,

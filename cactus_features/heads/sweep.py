@@ -120,7 +120,8 @@ def sweep_heads(
             ``head``, ``epochs``, ``batch_size``, ``class_weight``, ``standardize``,
             ``select`` (each head's epoch selection, and the grid criterion:
             ``"val_loss"``: lowest loss; otherwise highest validation AUC, ties by
-            lower loss), ``hidden``, ``dropout`` (MLP); ``solver`` may only be ``"adam"``.
+            lower loss), ``hidden``, ``dropout`` (MLP), ``scale``; ``solver`` may only be ``"adam"``
+            (a sweep is its own protocol: ``preset`` and ``l2_grid`` do not apply).
 
     Returns:
         The chosen run, the whole grid's validation scores and timings.
@@ -140,8 +141,11 @@ def sweep_heads(
             f"{', '.join(swept)} are swept; give them as lrs, weight_decays and seeds"
         )
     options.pop("solver", None)
+    for name in ("preset", "l2_grid"):
+        if options.pop(name, None):
+            raise ConfigError(f"sweeps train Adam heads; drop {name} (it is for train)")
     points = grid_points(lrs, weight_decays, seeds)
-    base = HeadConfig.create(**options, **dict(zip(SWEPT, points[0], strict=True)))
+    base = HeadConfig.create(**options, solver="adam", **dict(zip(SWEPT, points[0], strict=True)))
     configs = [base.with_(lr=a, weight_decay=b, seed=c) for a, b, c in points]
     fs, parts = resolve_features(features)
     data = prepare(fs, base)

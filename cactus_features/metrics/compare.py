@@ -47,6 +47,7 @@ from cactus_features.metrics.results import (
     Estimate,
     MetricRow,
     PairwiseRow,
+    ProtocolRow,
     RunMetrics,
 )
 from cactus_features.metrics.stats import (
@@ -165,11 +166,19 @@ def compare_runs(
     pairwise_rows = _pairwise_rows(backbones, rules, point, replicates, ci, test_is_pos)
 
     degenerate = int(np.sum(replicates.get("degenerate", np.zeros(0)))) if replicates else 0
+    protocols = [_protocol(b) for b in backbones]
+    names = sorted({p.protocol or "unrecorded" for p in protocols})
+    if len(names) > 1:
+        notes.append(
+            f"The heads were trained with different protocols ({', '.join(names)}): their "
+            "differences mix the features with the training protocol."
+        )
     return Comparison(
         backbones=backbones,
         metrics=metric_rows,
         pairwise=pairwise_rows,
         efficiency=[_efficiency(b) for b in backbones],
+        protocols=protocols,
         rules=rules,
         primary_rule=primary,
         val_criterion=val_criterion,
@@ -399,4 +408,37 @@ def _efficiency(b: Backbone) -> EfficiencyRow:
         dim=_num(info, "dim"),
         epochs_run=_num(info, "epochs_run"),
         best_epoch=_num(info, "best_epoch"),
+        one_off_seconds=_num(info, "one_off_seconds"),
+    )
+
+
+def _protocol(b: Backbone) -> ProtocolRow:
+    """The protocol row of a run from its ``info`` (``grid``, ``convergence``, ``protocol``)."""
+    info = b.info
+    grid = info.get("grid") if isinstance(info.get("grid"), dict) else None
+    conv = info.get("convergence") if isinstance(info.get("convergence"), dict) else {}
+    val_loss = _num(grid, "chosen_val_loss") if grid else None
+    if val_loss is None and b.history.get("val_loss") is not None:
+        epoch = _num(info, "best_epoch")
+        curve = np.asarray(b.history["val_loss"], dtype=np.float64)
+        if epoch is not None and 1 <= epoch <= len(curve) and np.isfinite(curve[int(epoch) - 1]):
+            val_loss = float(curve[int(epoch) - 1])
+
+    def floats(key: str) -> tuple[float, ...]:
+        return tuple(float(v) for v in grid.get(key, ())) if grid else ()
+
+    return ProtocolRow(
+        backbone=b.label,
+        protocol=info.get("protocol") if isinstance(info.get("protocol"), str) else None,
+        param=grid.get("param") if grid else None,
+        chosen=_num(grid, "chosen_value") if grid else None,
+        criterion=(grid.get("criterion") if grid else info.get("select")) or None,
+        val_loss=val_loss,
+        val_auc=_num(grid, "chosen_val_auc") if grid else _num(info, "val_auc"),
+        converged=conv.get("converged") if isinstance(conv.get("converged"), bool) else None,
+        at_edge=bool(grid.get("at_edge")) if grid else False,
+        warnings=tuple(str(w) for w in info.get("warnings") or ()),
+        grid_values=floats("values"),
+        grid_val_loss=floats("val_loss"),
+        grid_val_auc=floats("val_auc"),
     )

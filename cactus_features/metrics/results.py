@@ -111,10 +111,13 @@ class EfficiencyRow:
         resolution: Extraction resolution in pixels.
         images_per_second: Extraction throughput.
         extract_seconds: Extraction wall time.
-        train_seconds: Head training wall time.
+        train_seconds: Head training wall time, without one-off kernel compilation or
+            loading (runs made before that was split out include it).
         dim: Embedding dimension.
         epochs_run: Head training epochs run.
         best_epoch: Epoch whose head was kept.
+        one_off_seconds: One-off kernel compile/load time of the run's process, paid by
+            its first head (``None`` when not recorded).
     """
 
     backbone: str
@@ -128,6 +131,44 @@ class EfficiencyRow:
     dim: float | None
     epochs_run: float | None
     best_epoch: float | None
+    one_off_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ProtocolRow:
+    """How one backbone's head was trained and chosen, as recorded in its run file.
+
+    Attributes:
+        backbone: Display label.
+        protocol: The preset name (``tuned``, ``report``, with overridden fields) or the
+            solver of a run made without a preset; ``None`` for runs that predate presets.
+        param: What the grid varied (``"l2"``, ``"weight_decay"``), ``None`` without a grid.
+        chosen: The chosen strength (``None`` without a grid).
+        criterion: The selection criterion (``val_loss``, ``val_auc``; for a run
+            without a grid, how its epoch was selected).
+        val_loss: Validation loss of the kept head (``None`` when not recorded).
+        val_auc: Validation AUC of the kept head.
+        converged: Whether the kept fit converged (``None`` when not recorded).
+        at_edge: Whether the chosen strength is at the edge of the grid.
+        warnings: The run's convergence warnings.
+        grid_values: Every strength of the grid (empty without a grid).
+        grid_val_loss: Validation loss at each strength.
+        grid_val_auc: Validation AUC at each strength.
+    """
+
+    backbone: str
+    protocol: str | None
+    param: str | None
+    chosen: float | None
+    criterion: str | None
+    val_loss: float | None
+    val_auc: float | None
+    converged: bool | None
+    at_edge: bool
+    warnings: tuple[str, ...] = ()
+    grid_values: tuple[float, ...] = ()
+    grid_val_loss: tuple[float, ...] = ()
+    grid_val_auc: tuple[float, ...] = ()
 
 
 @dataclass
@@ -154,6 +195,7 @@ class Comparison:
         degenerate_resamples: Resamples lacking a class (ignored for metrics
             that are then undefined).
         notes: Remarks for the reader (e.g. a rule that could not be computed).
+        protocols: How each backbone's head was trained and chosen (one row each).
     """
 
     backbones: list[Backbone]
@@ -174,6 +216,7 @@ class Comparison:
     ci: float
     degenerate_resamples: int = 0
     notes: list[str] = field(default_factory=list)
+    protocols: list[ProtocolRow] = field(default_factory=list)
 
     @property
     def n_test(self) -> int:

@@ -27,6 +27,7 @@ EFFICIENCY_COLUMNS: tuple[str, ...] = (
     "dim",
     "epochs_run",
     "best_epoch",
+    "one_off_seconds",
 )
 """Columns of ``efficiency.csv``: attributes of an ``EfficiencyRow``, in order."""
 

@@ -60,6 +60,15 @@ def _training_curves(c: Comparison) -> Figure | None:
     return plots.history_figure([b.label for b in c.backbones], [b.history for b in c.backbones])
 
 
+def _validation_grid(c: Comparison) -> Figure | None:
+    params = {p.param for p in c.protocols if p.param}
+    return plots.grid_figure(
+        [p.backbone for p in c.protocols],
+        [(p.grid_values, p.grid_val_loss, p.grid_val_auc, p.chosen) for p in c.protocols],
+        param="L2 strength" if params == {"l2"} else " / ".join(sorted(params)) or "strength",
+    )
+
+
 def _confusion_matrices(c: Comparison) -> Figure:
     return plots.confusion_figure(
         [b.label for b in c.backbones],
@@ -84,6 +93,12 @@ FIGURE_SPECS: dict[str, FigureSpec] = {
         "training_curves.png",
         "Head training and validation curves per epoch.",
         _training_curves,
+    ),
+    "validation_grid": FigureSpec(
+        "validation_grid.png",
+        "Validation log loss and AUC of each backbone's head at every strength of the tuned "
+        "protocol's grid (circle: the chosen strength).",
+        _validation_grid,
     ),
     "confusion_matrices": FigureSpec(
         "confusion_matrices.png",

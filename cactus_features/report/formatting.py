@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from cactus_features.metrics.results import EfficiencyRow, Estimate
+from cactus_features.metrics.results import EfficiencyRow, Estimate, ProtocolRow
 
 DASH = "—"
 """Shown for a value that is absent or undefined."""
@@ -82,6 +82,29 @@ def table(
     return "\n".join(out)
 
 
+def protocol_table(rows: Sequence[ProtocolRow], *, markdown: bool) -> str:
+    """How each backbone's head was trained and chosen (the same table in text and Markdown)."""
+    headers = ["Backbone", "Protocol", "Chosen", "Criterion", "Val loss", "Val AUC", "Converged"]
+    body = []
+    for p in rows:
+        chosen = DASH if p.chosen is None else f"{p.param} {p.chosen:g}"
+        if p.at_edge:
+            chosen += " (grid edge)"
+        converged = DASH if p.converged is None else ("yes" if p.converged else "NO")
+        body.append(
+            [
+                p.backbone,
+                p.protocol or DASH,
+                chosen,
+                p.criterion or DASH,
+                format_number(p.val_loss, 4),
+                format_number(p.val_auc, 4),
+                converged,
+            ]
+        )
+    return table(headers, body, markdown=markdown, left=4)
+
+
 def efficiency_table(rows: Sequence[EfficiencyRow], *, markdown: bool) -> str:
     """The efficiency figures of each backbone (the same table in text and Markdown)."""
     headers = [
@@ -93,6 +116,7 @@ def efficiency_table(rows: Sequence[EfficiencyRow], *, markdown: bool) -> str:
         "Extract img/s",
         "Extract s",
         "Head train s",
+        "One-off s",
         "Dim",
     ]
     body = [
@@ -105,6 +129,7 @@ def efficiency_table(rows: Sequence[EfficiencyRow], *, markdown: bool) -> str:
             format_number(e.images_per_second, 0),
             format_number(e.extract_seconds, 1),
             format_number(e.train_seconds, 1),
+            format_number(e.one_off_seconds, 1),
             DASH if e.dim is None else f"{e.dim:.0f}",
         ]
         for e in rows

@@ -19,6 +19,7 @@ from cactus_features.report.formatting import (
     format_optional,
     format_p,
     md_escape,
+    protocol_table,
     rule_description,
     table,
 )
@@ -201,11 +202,38 @@ def efficiency_section(c: Comparison, figures: Mapping[str, str]) -> list[str]:
         "## Efficiency",
         "",
         "As recorded in the run files: backbone parameters, GFLOPs per image at the extraction "
-        f"resolution, extraction throughput and time, head training time, embedding dimension "
-        f"({DASH}: not recorded).",
+        "resolution, extraction throughput and time, head training time (without one-off "
+        "costs), the one-off cost of compiling or loading the native kernels that the first "
+        f"head of a process pays (One-off s), embedding dimension ({DASH}: not recorded).",
         "",
         efficiency_table(c.efficiency, markdown=True),
     ]
+
+
+def protocol_section(c: Comparison, figures: Mapping[str, str]) -> list[str]:
+    """How each head was trained and chosen: protocol, chosen strength, validation score."""
+    if not c.protocols:
+        return []
+    lines = [
+        "",
+        "## Probe protocol",
+        "",
+        "Per backbone, as recorded in its run file: the protocol (a preset name, with any "
+        "field that overrides it), the regularisation strength chosen on the validation split "
+        "and by which criterion, the kept head's validation scores and whether its fit "
+        f"converged ({DASH}: not recorded). The test split is not used to choose.",
+        "",
+        protocol_table(c.protocols, markdown=True),
+    ]
+    warned = [p for p in c.protocols if p.warnings]
+    if warned:
+        lines.append("")
+        lines += [
+            f"- **Warning**, {md_escape(p.backbone)}: {'; '.join(p.warnings)}." for p in warned
+        ]
+    if "validation_grid" in figures:
+        lines += ["", f"Validation curves over the grid: `{figures['validation_grid']}`."]
+    return lines
 
 
 def figure_links_section(c: Comparison, figures: Mapping[str, str]) -> list[str]:
@@ -240,6 +268,7 @@ SECTIONS: tuple[Section, ...] = (
     confusion_matrices_section,
     pairwise_section,
     efficiency_section,
+    protocol_section,
     figure_links_section,
     files_section,
 )

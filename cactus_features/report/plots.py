@@ -159,6 +159,50 @@ def history_figure(
     return fig
 
 
+def grid_figure(
+    labels: Sequence[str],
+    grids: Sequence[tuple[Sequence[float], Sequence[float], Sequence[float], float | None]],
+    *,
+    param: str = "L2 strength",
+) -> Figure | None:
+    """Validation loss and AUC over each backbone's regularisation grid (log x axis).
+
+    Args:
+        labels: Backbone labels.
+        grids: Per backbone ``(strengths, val_loss, val_auc, chosen strength)``; empty
+            strengths for a run without a grid (skipped).
+        param: The x-axis label.
+
+    Returns:
+        The figure, or ``None`` when no run has a grid.
+    """
+    if not any(len(g[0]) for g in grids):
+        return None
+    fig = Figure(figsize=(9.4, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2, squeeze=False)[0]
+    panels = (("Validation log loss", 1), ("Validation ROC AUC", 2))
+    for ax, (title, column) in zip(axes, panels, strict=True):
+        for label, grid, color in zip(labels, grids, colors(len(labels)), strict=True):
+            values = np.asarray(grid[0], dtype=np.float64)
+            if not len(values):
+                continue
+            order = np.argsort(values)
+            y = np.asarray(grid[column], dtype=np.float64)[order]
+            x = np.maximum(values[order], 1e-12)  # a 0 strength on a log axis
+            ax.plot(x, y, color=color, lw=1.6, marker=".", label=label)
+            if grid[3] is not None:
+                k = int(np.argmin(np.abs(values - grid[3])))
+                ax.plot([max(values[k], 1e-12)], [grid[column][k]], "o", color=color, ms=8,
+                        mfc="none")  # fmt: skip
+        ax.set(xscale="log", xlabel=param, ylabel=title, title=title)
+        ax.grid(alpha=0.3)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=min(4, len(names)),
+               fontsize="small")  # fmt: skip
+    fig.suptitle("Tuned protocol: validation scores over the grid (circle: chosen strength)")
+    return fig
+
+
 def confusion_figure(
     labels: Sequence[str], matrices: Sequence[ConfusionMatrix], *, rule_description: str
 ) -> Figure:

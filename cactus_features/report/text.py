@@ -11,6 +11,7 @@ from cactus_features.report.formatting import (
     format_estimate,
     format_number,
     format_p,
+    protocol_table,
     rule_description,
     table,
 )
@@ -40,6 +41,8 @@ def render_text(comparison: Comparison, report_path: Path | None = None) -> str:
     lines.append(table(headers, rows, markdown=False))
     lines += _pairwise(c)
     lines += ["", "Efficiency:", efficiency_table(c.efficiency, markdown=False)]
+    if c.protocols:
+        lines += ["", "Probe protocol:", protocol_table(c.protocols, markdown=False)]
     for note in c.notes:
         lines.append(f"note: {note}")
     if report_path is not None:

@@ -27,6 +27,7 @@ from typing import Any
 from cactus_features.data.split import SplitConfig
 from cactus_features.errors import ConfigError
 from cactus_features.extract.api import BackboneRequest
+from cactus_features.heads.config import HeadConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,7 +46,8 @@ class StudyConfig:
         labels: Label CSV (Kaggle layout).
         backbones: What to extract (``name@resolution`` strings or requests).
         heads: Head configurations, each a dict of :func:`train_head` keywords
-            (``{"head": "linear"}``, ``{"head": "mlp", "epochs": 300}``, ...).
+            (``{"head": "linear"}``: the tuned protocol; ``{"head": "linear", "preset":
+            "report"}``: the seed's Adam recipe; ``{"head": "mlp", "epochs": 300}``, ...).
         out: Report folder.
         cache_dir: Cache folder.
         missing_weights: When pretrained weights cannot be had: ``error``, ``skip``
@@ -90,6 +92,7 @@ class StudyConfig:
         for h in self.heads:
             if "head" not in h:
                 raise ConfigError(f"head entry {h} has no 'head' (linear or mlp)")
+            HeadConfig.create(**h)  # a bad option or preset fails here, before any extraction
 
 
 def load_study(path: str | Path) -> StudyConfig:

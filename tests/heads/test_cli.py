@@ -33,20 +33,35 @@ def test_train_prints_one_line_per_cache(run_cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith("synthetic@32: 20 epochs in ")
-    assert lines[1].startswith("other@64: 20 epochs in ")
+    assert lines[0].startswith("synthetic@32 [adam]: 20 epochs, best epoch ")
+    assert lines[1].startswith("other@64 [adam]: 20 epochs, best epoch ")
     assert "class weights [0.7500, 0.2500] (inverse)" in lines[0]
     run_path = Path(lines[0].rsplit(" -> ", 1)[1])
     run = load_run(run_path)
     assert run_path.parent == tmp_path / "runs"
-    assert f"best epoch {run.info['best_epoch']}, val AUC {run.info['val_auc']:.4f}" in lines[0]
+    assert f"best epoch {run.info['best_epoch']} (" in lines[0]
+    assert f"val AUC {run.info['val_auc']:.4f}" in lines[0]
+
+
+def test_train_defaults_to_the_tuned_protocol_and_takes_a_preset(run_cli, cache_file: Path) -> None:
+    result = run_cli("train", cache_file, "--quiet")
+    assert result.exit_code == 0, result.output
+    line = result.stdout.strip()
+    assert line.startswith("synthetic@32 [tuned]: chose l2 ") and " of 9 (converged" in line
+    run = load_run(Path(line.rsplit(" -> ", 1)[1]))
+    assert run.config["preset"] == "tuned" and run.info["grid"]["criterion"] == "val_loss"
+    result = run_cli("train", cache_file, "--preset", "report", "--epochs", 7, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("synthetic@32 [report (epochs=7)]: 7 epochs, best epoch ")
+    result = run_cli("train", cache_file, "--preset", "tuned", "--lr", 0.1)
+    assert result.exit_code == 2 and "only apply to --solver adam" in result.stderr
 
 
 def test_train_options_reach_the_run(run_cli, cache_file: Path) -> None:
     result = run_cli(
         "train", cache_file, "--head", "mlp", "--hidden", "8,4", "--dropout", 0.1,
         "--epochs", 5, "--class-weight", "0.6,0.4", "--select", "last", "--seed", 2,
-        "--no-standardize", "--quiet",
+        "--no-standardize", "--preset", "report", "--quiet",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     run = load_run(Path(result.stdout.strip().rsplit(" -> ", 1)[1]))
@@ -67,7 +82,7 @@ def test_train_concat_and_lbfgs(run_cli, tmp_path: Path) -> None:
     result = run_cli("train", a, b, "--concat", "--solver", "lbfgs", "--C", 0.5, "--quiet")
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("synthetic@32+other@64: ")
+    assert len(lines) == 1 and lines[0].startswith("synthetic@32+other@64 [lbfgs]: ")
     run = load_run(Path(lines[0].rsplit(" -> ", 1)[1]))
     assert run.info["dim"] == 12 and run.config["solver"] == "lbfgs" and run.config["C"] == 0.5
 

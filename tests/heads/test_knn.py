@@ -172,7 +172,7 @@ def test_cli_train_knn_and_compare_with_a_linear_run(tmp_path: Path) -> None:
     cache = write_cache(tmp_path / "syn.h5", make_features(n=300, d=8))
     knn = runner.invoke(cli, ["train", str(cache), "--head", "knn", "--quiet"])
     assert knn.exit_code == 0, knn.output
-    assert knn.stdout.startswith("synthetic@32: kNN k=")
+    assert knn.stdout.startswith("synthetic@32 [knn]: kNN k=")
     linear = runner.invoke(cli, ["train", str(cache), "--epochs", "30", "--lr", "0.01", "-q"])
     assert linear.exit_code == 0, linear.output
     paths = [line.strip().rsplit(" -> ", 1)[1] for line in (knn.stdout, linear.stdout)]

@@ -17,11 +17,16 @@ def test_statistics_come_from_the_training_split_only() -> None:
     emb = fs.embeddings.copy()
     emb[fs.split != 0] += 100.0  # val/test far away: must not move the statistics
     fs = replace(fs, _embeddings=emb)
-    result = train_head(fs, epochs=5, save=False)
     train = emb[fs.split == 0].astype(np.float64)
+    result = train_head(fs, epochs=5, preset="report", save=False)
     np.testing.assert_allclose(result.run.standardize["mean"], train.mean(0), rtol=1e-5)
     np.testing.assert_allclose(result.run.standardize["std"], train.std(0), rtol=1e-5)
     assert result.run.info["standardized"] is True
+    # the tuned default: per-feature centring, one global scale (root mean variance)
+    tuned = train_head(fs, save=False)
+    np.testing.assert_allclose(tuned.run.standardize["mean"], train.mean(0), rtol=1e-5)
+    global_std = np.sqrt(train.var(0).mean())
+    np.testing.assert_allclose(tuned.run.standardize["std"], global_std, rtol=1e-5)
 
 
 def test_near_constant_features_are_only_centred() -> None:

@@ -144,8 +144,10 @@ def test_select_options(select: str) -> None:
 def test_select_last_works_without_validation_rows() -> None:
     fs = make_features(n=100, d=4, fractions=(0.8, 0.0, 0.2))
     with pytest.raises(ConfigError, match="--select last"):
-        train_head(fs, epochs=3, save=False)
-    result = train_head(fs, epochs=3, select="last", save=False)
+        train_head(fs, epochs=3, solver="adam", save=False)
+    with pytest.raises(ConfigError, match="tuned protocol chooses on a validation split"):
+        train_head(fs, save=False)
+    result = train_head(fs, epochs=3, solver="adam", select="last", save=False)
     assert result.best_epoch == 3 and np.isnan(result.val_auc)
 
 

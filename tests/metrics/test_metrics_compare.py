@@ -179,7 +179,7 @@ def test_efficiency_from_info_with_dashes_when_absent(make_run) -> None:
     text = c.to_text()
     eff = text[text.index("Efficiency:") :]
     line_b = next(ln for ln in eff.splitlines() if ln.startswith("b@224"))
-    assert line_b.count("—") == 4  # params, GFLOPs, resolution, img/s
+    assert line_b.count("—") == 5  # params, GFLOPs, resolution, img/s, one-off s
     assert "25.6M" in eff
 
 

@@ -39,6 +39,7 @@ def test_markdown_is_its_sections_in_order(make_run) -> None:
         "## Confusion matrices",
         "## Pairwise differences (A − B)",
         "## Efficiency",
+        "## Probe protocol",
         "## Figures",
         "## Files",
     ]

@@ -2,7 +2,9 @@
 
 The fixture in ``tests/fixtures/format1`` was made by ``make_fixture.py`` at that commit: a
 120-image dataset, its ``resnet18@32`` (random init) cache entry and two linear-head run files,
-plus what that code's ``compare`` printed and wrote for the two runs.
+plus what that code's ``compare`` printed and wrote for the two runs
+(``expected_compare.txt`` since gained two things only, both "—" for these old runs: the
+efficiency table's One-off s column and the probe-protocol table, issue 13).
 """
 
 from __future__ import annotations

@@ -81,6 +81,16 @@ def test_load_study_resolves_paths_and_refuses_unknown_keys(tmp_path):
         load_study(f)
 
 
+def test_the_preset_is_a_head_option_of_the_toml(tmp_path):
+    f = tmp_path / "study.toml"
+    base = 'data = "imgs"\n[[backbone]]\nname = "resnet18"\n[[head]]\nhead = "linear"\n'
+    f.write_text(base + 'preset = "report"\n')
+    assert load_study(f).heads == [{"head": "linear", "preset": "report"}]
+    f.write_text(base + 'preset = "fast"\n')
+    with pytest.raises(ConfigError, match="unknown preset 'fast'"):
+        load_study(f)
+
+
 def test_examples_parse():
     from pathlib import Path
 

@@ -183,7 +183,12 @@ def prepare(
             f"{features.name}: the training split holds only class "
             f"{names[int(labels[train][0])]!r}; a head needs both classes"
         )
-    if config.solver == "adam" and config.select != "last":
+    if config.solver in ("adam", "grid") and config.select != "last":
+        if (val.size == 0 or len(np.unique(labels[val])) < 2) and config.solver == "grid":
+            raise ConfigError(
+                f"{features.name}: the tuned protocol chooses on a validation split with both "
+                "classes; make one, or use --preset report --select last"
+            )
         if val.size == 0 or len(np.unique(labels[val])) < 2:
             raise ConfigError(
                 f"{features.name}: select={config.select!r} needs a validation split with "
@@ -201,7 +206,7 @@ def prepare(
             f"(e.g. id {features.ids[rows[~finite][0]]!r}); re-extract them"
         )
     weights, mode = compute_class_weights(labels[train], names, config.class_weight)
-    standardizer = Standardizer.fit(emb[train]) if config.standardize else None
+    standardizer = Standardizer.fit(emb[train], scale=config.scale) if config.standardize else None
     return PreparedData(
         features, names, rows, train, val, test, standardizer, weights, mode, n_train_split
     )

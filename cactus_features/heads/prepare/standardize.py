@@ -23,7 +23,9 @@ class Standardizer:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, x_train: np.ndarray, floor: float = STD_FLOOR) -> Standardizer:
+    def fit(
+        cls, x_train: np.ndarray, floor: float = STD_FLOOR, scale: str = "feature"
+    ) -> Standardizer:
         """Statistics of the training rows (population std, as sklearn's StandardScaler).
 
         Near-constant features (std < ``floor``) get std 1, so they are centred but
@@ -32,6 +34,9 @@ class Standardizer:
         Args:
             x_train: Training embeddings ``[N, D]``; only these rows are used.
             floor: Smallest std that is divided by.
+            scale: ``"feature"``: each feature's own std; ``"global"``: every feature
+                divided by the root of the mean per-feature variance (one number; the
+                features' relative scales are kept).
 
         Returns:
             The fitted standardiser.
@@ -46,6 +51,8 @@ class Standardizer:
         for a in range(0, x.shape[0], step):
             sq += np.square(x[a : a + step].astype(np.float64) - mean).sum(axis=0)
         std = np.sqrt(sq / max(1, x.shape[0]))
+        if scale == "global":
+            std = np.full_like(std, np.sqrt(np.mean(np.square(std))))
         std[std < floor] = 1.0
         return cls(mean.astype(np.float32), std.astype(np.float32))
 

@@ -101,4 +101,5 @@ def _as_fit(fits: Sequence[tuple[int, StackedFit]], config: HeadConfig, group: i
         info={"solver": "adam", "engine": first.engine, "kernel": first.kernel},
         group_size=group,
         weights=weights,
+        one_off_seconds=sum(f.one_off_seconds for _, f in fits),
     )

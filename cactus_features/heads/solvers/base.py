@@ -43,6 +43,8 @@ class Fit:
         scores: ``scores(k)``: head ``k``'s P(positive class) of the prepared rows
             (``PreparedData.rows`` order), for probes without weights to rebuild
             (kNN); ``None``: the rows are scored with ``weights(k)``.
+        one_off_seconds: One-off cost (kernel compilation or cache loading) inside the
+            training loop, not counted in ``seconds``.
     """
 
     history: dict[str, np.ndarray]
@@ -56,6 +58,7 @@ class Fit:
     weights: Callable[[int], dict[str, np.ndarray]]
     note: str = ""
     scores: Callable[[int], np.ndarray] | None = None
+    one_off_seconds: float = 0.0
 
     def head_history(self, k: int) -> dict[str, np.ndarray]:
         """Head ``k``'s curves (copies), each ``[epochs]``."""

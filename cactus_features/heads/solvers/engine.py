@@ -40,6 +40,7 @@ from cactus_features.heads.nn.stacked import StackedNet
 from cactus_features.heads.prepare.data import SplitTensors
 from cactus_features.heads.solvers.base import Progress
 from cactus_features.heads.solvers.generic import GenericEngine
+from cactus_features.heads.timing import one_off_time
 
 
 class PendingValidation(Protocol):
@@ -106,9 +107,11 @@ class StackedFit:
         best_epoch: Selected epoch of each head (1-based) ``[K]``.
         best_val_auc: Validation AUC at the selected epoch ``[K]``.
         best_val_loss: Validation loss at the selected epoch ``[K]``.
-        seconds: Wall time of the training loop.
+        seconds: Wall time of the training loop, without ``one_off_seconds``.
         engine: Name of the engine used.
         kernel: The fused engine's kernel (``native`` or ``torch``); empty otherwise.
+        one_off_seconds: Time the loop spent compiling or loading native kernels
+            (the first head of a process; :mod:`~cactus_features.heads.timing`).
     """
 
     best: list[torch.Tensor]
@@ -120,6 +123,7 @@ class StackedFit:
     seconds: float
     engine: str
     kernel: str = ""
+    one_off_seconds: float = 0.0
 
 
 class _BestTracker:
@@ -293,7 +297,7 @@ def fit_stacked(
     has_val = data.x_val.shape[0] > 0
     start = time.perf_counter()
     opened = _open_engine(use_fused, data, params, opt, gens, batch_size, dropout, threads, kernel)
-    with opened as eng:
+    with one_off_time() as one_off, opened as eng:
         score = eng.scorer(data.y_val, data.w_val)
         tracker = _BestTracker(params, select)
         pending = eng.validation(params)
@@ -306,7 +310,7 @@ def fit_stacked(
                 pending.clear()
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - one_off.seconds
     h = curves.hist.cpu().numpy()
     return StackedFit(
         best=[b.clone() for b in tracker.best] if select == "last" else tracker.best,
@@ -318,6 +322,7 @@ def fit_stacked(
         seconds=seconds,
         engine=eng.name,
         kernel=eng.kernel,
+        one_off_seconds=one_off.seconds,
     )
 
 

@@ -21,8 +21,9 @@ are computed by hand (no autograd).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +50,7 @@ class LbfgsFit:
         iterations: Iterations run.
         converged: Whether the gradient tolerance was reached.
         seconds: Wall time.
+        grad_max: Largest gradient entry of the objective at the returned point.
     """
 
     weight: torch.Tensor
@@ -57,6 +59,7 @@ class LbfgsFit:
     iterations: int
     converged: bool
     seconds: float
+    grad_max: float = float("nan")
 
 
 def fit_logistic_lbfgs(
@@ -71,6 +74,8 @@ def fit_logistic_lbfgs(
     y_val: torch.Tensor | None = None,
     w_val: torch.Tensor | None = None,
     history_size: int = 10,
+    init: torch.Tensor | None = None,
+    preconditioner: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> LbfgsFit:
     """Fit L2-regularised weighted logistic regression.
 
@@ -86,6 +91,12 @@ def fit_logistic_lbfgs(
         y_val: Validation targets.
         w_val: Validation sample weights (for the weighted validation loss).
         history_size: L-BFGS memory.
+        init: Starting point ``[D + 1]`` (weights, then intercept; default zeros), e.g.
+            the solution at a neighbouring ``C`` (a warm-started regularisation path).
+        preconditioner: Applies an approximate inverse Hessian ``[D + 1] -> [D + 1]``
+            (float64), used as the L-BFGS initial matrix instead of the scaled identity
+            (see :class:`~cactus_features.heads.solvers.precondition.CovariancePreconditioner`);
+            its first step is then a full quasi-Newton step.
 
     Returns:
         The fitted coefficients, intercept and curves.
@@ -121,18 +132,20 @@ def fit_logistic_lbfgs(
     curves: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_auc": []}
 
     theta = torch.zeros(d + 1, dtype=dt, device=x.device)
+    if init is not None:
+        theta.copy_(init)
     loss, grad = evaluate(theta)
     pairs: list[tuple[torch.Tensor, torch.Tensor, float]] = []  # (s, y, 1 / y.s)
     converged = float(grad.abs().max()) <= tol
     iterations = 0
     while not converged and iterations < max_iter:
         iterations += 1
-        direction = _two_loop(grad, pairs)
+        direction = _two_loop(grad, pairs, preconditioner)
         slope = float(torch.dot(grad, direction))
         if slope >= 0:  # not a descent direction (numerical trouble): restart
             pairs.clear()
             direction, slope = -grad, -float(torch.dot(grad, grad))
-        step = 1.0 if pairs else min(1.0, 1.0 / max(float(grad.abs().sum()), 1e-12))
+        step = 1.0 if pairs or preconditioner is not None else _first_step(grad)
         for _ in range(30):
             new_theta = theta + step * direction
             new_loss, new_grad = evaluate(new_theta)
@@ -168,20 +181,41 @@ def fit_logistic_lbfgs(
         iterations=iterations,
         converged=converged,
         seconds=time.perf_counter() - start,
+        grad_max=float(grad.abs().max()),
     )
 
 
+def gradient_convergence(converged: bool, grad_max: float, iterations: int) -> dict[str, Any]:
+    """The run ``info["convergence"]`` of an L-BFGS fit: converged, and by what measure."""
+    return {
+        "converged": bool(converged),
+        "measure": "max |gradient| of the objective",
+        "value": float(grad_max),
+        "iterations": int(iterations),
+    }
+
+
+def _first_step(grad: torch.Tensor) -> float:
+    """Length of the first (steepest-descent) trial step without a preconditioner."""
+    return min(1.0, 1.0 / max(float(grad.abs().sum()), 1e-12))
+
+
 def _two_loop(
-    grad: torch.Tensor, pairs: list[tuple[torch.Tensor, torch.Tensor, float]]
+    grad: torch.Tensor,
+    pairs: list[tuple[torch.Tensor, torch.Tensor, float]],
+    preconditioner: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """L-BFGS direction ``-H grad`` from the stored ``(s, y, 1/y.s)`` pairs."""
+    """L-BFGS direction ``-H grad`` from the stored ``(s, y, 1/y.s)`` pairs, with the
+    initial matrix ``preconditioner`` (default: the last pair's scaled identity)."""
     q = grad.clone()
     alphas = []
     for s_k, y_k, rho in reversed(pairs):
         a = rho * float(torch.dot(s_k, q))
         q.add_(y_k, alpha=-a)
         alphas.append(a)
-    if pairs:
+    if preconditioner is not None:
+        q = preconditioner(q)
+    elif pairs:
         s_k, y_k, _ = pairs[-1]
         q.mul_(float(torch.dot(s_k, y_k)) / float(torch.dot(y_k, y_k)))
     for (s_k, y_k, rho), a in zip(pairs, reversed(alphas), strict=True):
@@ -256,7 +290,15 @@ def _as_fit(fits: Sequence[LbfgsFit]) -> Fit:
         best_val_loss=last("val_loss"),
         epochs_run=iterations,
         seconds=sum(lb.seconds for lb in fits),
-        info={"solver": "lbfgs", "lbfgs_converged": all(lb.converged for lb in fits)},
+        info={
+            "solver": "lbfgs",
+            "lbfgs_converged": all(lb.converged for lb in fits),
+            "convergence": gradient_convergence(
+                all(lb.converged for lb in fits),
+                max(lb.grad_max for lb in fits),
+                max(lb.iterations for lb in fits),
+            ),
+        },
         group_size=1,
         weights=lambda k: states[k],
         note=", ".join(
