@@ -16,7 +16,6 @@ import itertools
 import math
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -25,11 +24,13 @@ from cactus_features.metrics.align import (
     RunMismatchError,
     align_test,
     common_classes,
+    common_task,
     describe_run,
     display_label,
-    is_random_init,
     unique_labels,
 )
+from cactus_features.metrics.class_compare import compare_class_runs
+from cactus_features.metrics.class_results import ClassComparison
 from cactus_features.metrics.core import (
     METRIC_NAMES,
     ThresholdCriterion,
@@ -43,18 +44,16 @@ from cactus_features.metrics.core import (
 from cactus_features.metrics.results import (
     Backbone,
     Comparison,
-    EfficiencyRow,
-    Estimate,
     MetricRow,
     PairwiseRow,
     RunMetrics,
 )
+from cactus_features.metrics.runs import backbone_record, efficiency_row, estimate
 from cactus_features.metrics.stats import (
     DeLongResult,
     delong_test,
     mcnemar_exact,
     paired_bootstrap,
-    percentile_interval,
 )
 from cactus_features.runfile import RunFile, load_run
 
@@ -99,8 +98,15 @@ def compare_runs(
     seed: int = 0,
     ci: float = 0.95,
     val_criterion: ThresholdCriterion = "youden",
-) -> Comparison:
+) -> Comparison | ClassComparison:
     """Compare backbones from their saved run files.
+
+    Dispatches on the runs' task kind (:func:`~cactus_features.metrics.align.run_task`):
+    binary runs give a :class:`Comparison` as described below; multiclass and
+    multilabel runs give a :class:`ClassComparison` from
+    :func:`~cactus_features.metrics.class_compare.compare_class_runs` (the decision
+    is the most probable class, or ``p >= 0.5`` per label, so ``threshold`` and
+    ``val_criterion`` do not apply to them).
 
     Metrics are computed on the test split at threshold 0.5 and at a threshold
     chosen on each run's own validation split (and at ``threshold`` if it is
@@ -123,7 +129,7 @@ def compare_runs(
         The comparison tables as data.
 
     Raises:
-        RunMismatchError: If the runs' test ids, labels or classes differ.
+        RunMismatchError: If the runs' tasks, test ids, labels or classes differ.
         ConfigError: If an option is invalid.
         DataError: If a run lacks test predictions of both classes, or ``threshold``
             is ``"val"`` and a run has no usable validation predictions.
@@ -139,6 +145,9 @@ def compare_runs(
         raise ConfigError(f"unknown threshold criterion {val_criterion!r}; use 'youden' or 'f1'")
     primary = parse_threshold(threshold)
     loaded = [r if isinstance(r, RunFile) else load_run(r) for r in runs]
+    task = common_task(loaded)
+    if task != "binary":
+        return compare_class_runs(loaded, task, n_bootstrap=n_bootstrap, seed=seed, ci=ci)
 
     class_names, positive_class = common_classes(loaded)
     negative_name, positive_name = class_pair(class_names, positive_class)
@@ -169,7 +178,7 @@ def compare_runs(
         backbones=backbones,
         metrics=metric_rows,
         pairwise=pairwise_rows,
-        efficiency=[_efficiency(b) for b in backbones],
+        efficiency=[efficiency_row(b) for b in backbones],
         rules=rules,
         primary_rule=primary,
         val_criterion=val_criterion,
@@ -250,24 +259,7 @@ def _backbones(
         if val_thresholds is not None:
             thresholds[VAL_RULE] = val_thresholds[i]
         thresholds = {r: thresholds[r] for r in rules}
-        split = run.predictions.split
-        backbones.append(
-            Backbone(
-                label=labels[i],
-                name=run.name,
-                path=run.path,
-                weights=run.info.get("weights_label"),
-                random_init=is_random_init(run.info),
-                thresholds=thresholds,
-                test_score=scores[i],
-                split_sizes={
-                    s: int(np.sum(split == c)) for c, s in enumerate(("train", "val", "test"))
-                },
-                history={k: np.asarray(v) for k, v in run.history.items()},
-                info=dict(run.info),
-                config=dict(run.config),
-            )
-        )
+        backbones.append(backbone_record(run, labels[i], thresholds, scores[i]))
     return backbones
 
 
@@ -284,7 +276,7 @@ def _metric_rows(
         for i, b in enumerate(backbones):
             res = point[i][rule]
             est = {
-                m: _estimate(res.values[m], replicates.get((i, rule, m)), ci) for m in METRIC_NAMES
+                m: estimate(res.values[m], replicates.get((i, rule, m)), ci) for m in METRIC_NAMES
             }
             rows.append(MetricRow(b.label, rule, res.threshold, res.confusion, est))
     return rows
@@ -310,7 +302,7 @@ def _pairwise_rows(
                 reps = None
                 if replicates:
                     reps = replicates[(i, rule, m)] - replicates[(j, rule, m)]
-                diffs[m] = _estimate(d, reps, ci)
+                diffs[m] = estimate(d, reps, ci)
             correct_i = (bi.test_score >= bi.thresholds[rule]) == is_pos
             correct_j = (bj.test_score >= bj.thresholds[rule]) == is_pos
             mcnemar = mcnemar_exact(correct_i, correct_j)
@@ -341,13 +333,6 @@ def _delong_or_nan(is_pos: np.ndarray, a: np.ndarray, b: np.ndarray) -> DeLongRe
         return DeLongResult(nan, nan, nan, nan, nan, nan)
 
 
-def _estimate(value: float, replicates: np.ndarray | None, ci: float) -> Estimate:
-    if replicates is None:
-        return Estimate(float(value))
-    low, high = percentile_interval(replicates, ci)
-    return Estimate(float(value), low, high)
-
-
 def _val_thresholds(
     runs: list[RunFile],
     positive_class: int,
@@ -372,31 +357,3 @@ def _val_thresholds(
             notes.append(f"No validation-chosen threshold: {describe_run(run)}: {exc}.")
             return None
     return out
-
-
-def _num(d: Any, key: str) -> float | None:
-    if not isinstance(d, dict):
-        return None
-    v = d.get(key)
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        return None
-    return float(v)
-
-
-def _efficiency(b: Backbone) -> EfficiencyRow:
-    info = b.info
-    model = info.get("model_info")
-    timings = info.get("timings")
-    return EfficiencyRow(
-        backbone=b.label,
-        weights=b.weights,
-        params=_num(model, "params"),
-        gflops=_num(model, "gflops"),
-        resolution=_num(model, "resolution"),
-        images_per_second=_num(timings, "images_per_second"),
-        extract_seconds=_num(timings, "seconds"),
-        train_seconds=_num(info, "train_seconds"),
-        dim=_num(info, "dim"),
-        epochs_run=_num(info, "epochs_run"),
-        best_epoch=_num(info, "best_epoch"),
-    )
