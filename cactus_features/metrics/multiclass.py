@@ -28,7 +28,8 @@ Conventions, chosen to match scikit-learn's defaults:
   over the classes that occur in the (resampled) test set, macro F1 over the classes
   that occur or are predicted. This is scikit-learn's rule for
   ``balanced_accuracy_score`` and ``f1_score(average="macro")`` without ``labels=``;
-  ``roc_auc_score(multi_class="ovr")`` refuses a test set lacking a class instead;
+  ``roc_auc_score(multi_class="ovr", labels=...)`` returns NaN for a test set lacking
+  a class instead (and without ``labels=`` refuses it);
 * weighted F1 weights each class's F1 by its support (occurrences in the test set);
 * log loss is the mean of ``-log p(true class)`` with probabilities clipped to
   ``[eps, 1 - eps]`` (as scikit-learn does).
@@ -44,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from cactus_features.errors import DataError
-from cactus_features.metrics.core import LOG_LOSS_EPS, CurveCounts, _div, cumulative_counts
+from cactus_features.metrics.core import LOG_LOSS_EPS, _div
 
 PROBABILITY_SUM_TOLERANCE = 1e-3
 """How far from 1 a row of class probabilities may sum (float32 storage, rounding)."""
@@ -108,12 +109,10 @@ class MulticlassCases:
         return weighted_mean(per_case, self.weights)
 
     @cached_property
-    def class_curves(self) -> list[CurveCounts]:
-        """One-vs-rest cumulative counts of each class (its probability as the score)."""
-        return [
-            cumulative_counts(self.y == k, self.proba[:, k], self.weights)
-            for k in range(self.n_classes)
-        ]
+    def class_roc_auc(self) -> np.ndarray:
+        """One-vs-rest ROC AUC of each class (its probability as the score) ``[..., K]``."""
+        is_pos = self.y[:, None] == np.arange(self.n_classes)[None, :]
+        return column_roc_auc(is_pos, self.proba, self.weights)
 
 
 def weighted_bincount(index: np.ndarray, size: int, weights: np.ndarray | None) -> np.ndarray:
@@ -142,6 +141,59 @@ def weighted_bincount(index: np.ndarray, size: int, weights: np.ndarray | None) 
     starts = np.flatnonzero(np.r_[True, np.diff(sorted_index) != 0])
     out[:, sorted_index[starts]] = np.add.reduceat(w[:, order], starts, axis=1)
     return out
+
+
+def column_roc_auc(
+    is_pos: np.ndarray, score: np.ndarray, weights: np.ndarray | None
+) -> np.ndarray:
+    """ROC AUC of each column: its cases' ``is_pos`` ranked by its ``score``, weighted.
+
+    The Mann-Whitney statistic ``sum_{i pos, j neg} w_i w_j ([s_i > s_j] + [s_i = s_j] / 2)
+    / (W_pos W_neg)`` (ties count one half, like the trapezoidal ROC area and
+    scikit-learn). Per column: one sort (independent of the weights), then for all
+    weightings at once one gather and one cumulative sum of the negatives' integer
+    weights in score order, read at the edges of each positive's tie group.
+
+    Args:
+        is_pos: Whether each case is positive for each column ``[N, K]`` (bool).
+        score: Score of each case for each column ``[N, K]``.
+        weights: ``None`` (each case once), ``[N]`` or ``[B, N]`` integer case weights.
+
+    Returns:
+        AUCs ``[K]`` or ``[B, K]``; NaN where a column lacks positives or negatives.
+    """
+    is_pos = np.asarray(is_pos, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    n, k = score.shape
+    w = np.ones(n, dtype=np.int64) if weights is None else np.asarray(weights)
+    w2 = np.atleast_2d(w)
+    # integer weights: exact sums; int32 halves the memory traffic while totals fit
+    dtype = np.int32 if n == 0 or w2.sum(axis=1).max() < 2**31 else np.int64
+    w2 = w2.astype(dtype, copy=False)
+    out = np.full((w2.shape[0], k), np.nan)
+    cum = np.zeros((w2.shape[0], n + 1), dtype=dtype)  # cum[:, j]: weight of first j negatives
+    for c in range(k):
+        order = np.argsort(-score[:, c], kind="stable")
+        s = score[order, c]
+        pos = is_pos[order, c]
+        new_group = np.r_[True, s[1:] != s[:-1]]
+        start = np.flatnonzero(new_group)
+        group = np.cumsum(new_group) - 1
+        stop = np.r_[start[1:], n]
+        negatives_before = np.r_[0, np.cumsum(~pos)]  # among the first j cases in score order
+        n_neg = int(negatives_before[-1])
+        np.cumsum(np.take(w2, order[~pos], axis=1), axis=1, out=cum[:, 1 : n_neg + 1])
+        at = np.flatnonzero(pos)
+        g = group[at]
+        above = cum[:, negatives_before[stop[g]]].astype(np.float64)  # score >= the positive's
+        strictly_above = cum[:, negatives_before[start[g]]].astype(np.float64)
+        total = cum[:, n_neg].astype(np.float64)
+        lower = total[:, None] - 0.5 * (above + strictly_above)  # ties count one half
+        wp = np.take(w2, order[at], axis=1).astype(np.float64)
+        den = wp.sum(axis=1) * total
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, c] = np.where(den > 0, np.einsum("bp,bp->b", lower, wp) / den, np.nan)
+    return out[0] if w.ndim == 1 else out
 
 
 def weighted_mean(per_case: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
@@ -200,7 +252,7 @@ def class_f1(c: MulticlassCases) -> np.ndarray:
 
 def class_roc_auc(c: MulticlassCases) -> np.ndarray:
     """Per-class one-vs-rest ROC AUC (NaN when the class or its rest is absent) ``[..., K]``."""
-    return np.stack([curve.roc_auc() for curve in c.class_curves], axis=-1)
+    return c.class_roc_auc
 
 
 def _accuracy(c: MulticlassCases) -> np.ndarray:

@@ -19,7 +19,8 @@ Conventions:
 * macro mAP and macro ROC AUC average over the labels with at least one positive
   (and, for AUC, one negative) in the (resampled) test set. scikit-learn's
   ``average="macro"`` instead counts a label without positives as AP 0 (with a
-  warning) and refuses ROC AUC; the two agree when every label occurs;
+  warning) and returns NaN for the macro ROC AUC; the two agree when every label
+  occurs and is absent somewhere;
 * micro mAP is the average precision of all (case, label) pairs pooled;
 * exact match is the share of cases whose every label is right at threshold 0.5
   (``p >= 0.5`` is predicted present; scikit-learn's ``accuracy_score`` on
@@ -37,6 +38,7 @@ from cactus_features.metrics.core import CurveCounts, cumulative_counts
 from cactus_features.metrics.multiclass import (
     ClassMetric,
     PerClassMetric,
+    column_roc_auc,
     nan_mean,
     weighted_mean,
 )
@@ -73,6 +75,11 @@ class MultilabelCases:
         ]
 
     @cached_property
+    def label_roc_auc(self) -> np.ndarray:
+        """ROC AUC of each label ``[..., L]``."""
+        return column_roc_auc(self.targets, self.proba, self.weights)
+
+    @cached_property
     def micro_curve(self) -> CurveCounts:
         """Cumulative counts of all (case, label) pairs pooled (row-major order)."""
         w = None if self.weights is None else np.repeat(self.weights, self.n_classes, axis=-1)
@@ -87,14 +94,30 @@ class MultilabelCases:
         return np.asarray(self.weights, dtype=np.float64) @ t
 
 
+def average_precision(curve: CurveCounts) -> np.ndarray:
+    """Average precision ``sum_k (R_k - R_{k-1}) P_k`` that tolerates zero-weight scores.
+
+    The same sum as :meth:`CurveCounts.average_precision`, but a distinct score whose
+    cases all have weight 0 (not drawn in a bootstrap resample) adds nothing instead
+    of ``0 x NaN``: its precision ``0 / 0`` is only evaluated where recall grows.
+    NaN without positives.
+    """
+    tp = curve.tp.astype(np.float64)
+    gained = np.diff(np.pad(tp, [(0, 0)] * (tp.ndim - 1) + [(1, 0)]), axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(gained > 0, tp / np.where(gained > 0, tp + curve.fp, 1.0), 0.0)
+        ap = np.sum(gained * precision, axis=-1) / curve.n_pos
+    return np.minimum(np.where(curve.n_pos > 0, ap, np.nan), 1.0)
+
+
 def label_average_precision(c: MultilabelCases) -> np.ndarray:
     """Average precision of each label (NaN without positives) ``[..., L]``."""
-    return np.stack([curve.average_precision() for curve in c.label_curves], axis=-1)
+    return np.stack([average_precision(curve) for curve in c.label_curves], axis=-1)
 
 
 def label_roc_auc(c: MultilabelCases) -> np.ndarray:
     """ROC AUC of each label (NaN without positives or negatives) ``[..., L]``."""
-    return np.stack([curve.roc_auc() for curve in c.label_curves], axis=-1)
+    return c.label_roc_auc
 
 
 def exact_match_correct(targets: np.ndarray, proba: np.ndarray) -> np.ndarray:
@@ -104,7 +127,7 @@ def exact_match_correct(targets: np.ndarray, proba: np.ndarray) -> np.ndarray:
 
 MULTILABEL_METRICS: tuple[ClassMetric, ...] = (
     ClassMetric("macro_map", "Macro mAP", "mAP", lambda c: nan_mean(label_average_precision(c))),
-    ClassMetric("micro_map", "Micro mAP", "microAP", lambda c: c.micro_curve.average_precision()),
+    ClassMetric("micro_map", "Micro mAP", "microAP", lambda c: average_precision(c.micro_curve)),
     ClassMetric("macro_roc_auc", "Macro ROC AUC", "MacroAUC", lambda c: nan_mean(label_roc_auc(c))),
     ClassMetric(
         "exact_match",
