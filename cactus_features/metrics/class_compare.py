@@ -61,6 +61,22 @@ TASK_REGISTRIES: dict[str, tuple[tuple[ClassMetric, ...], tuple[PerClassMetric, 
 }
 """Overall and per-class metric registries of each K-class task."""
 
+
+def metric_labels(task: str) -> dict[str, str]:
+    """Readable name of each overall metric of a K-class task."""
+    return {m.name: m.label for m in TASK_REGISTRIES[task][0]}
+
+
+def metric_short_labels(task: str) -> dict[str, str]:
+    """Column header of each overall metric of a K-class task (terminal table)."""
+    return {m.name: m.short_label for m in TASK_REGISTRIES[task][0]}
+
+
+def per_class_labels(task: str) -> dict[str, str]:
+    """Readable name of each per-class metric of a K-class task."""
+    return {m.name: m.label for m in TASK_REGISTRIES[task][1]}
+
+
 _COMPUTE: dict[str, MetricsFunction] = {
     "multiclass": multiclass_metrics,
     "multilabel": multilabel_metrics,

@@ -27,6 +27,7 @@ from cactus_features.metrics.align import (
     common_task,
     describe_run,
     display_label,
+    run_task,
     unique_labels,
 )
 from cactus_features.metrics.class_compare import compare_class_runs
@@ -211,8 +212,17 @@ def run_metrics(
     Returns:
         The metrics; the validation rule is omitted (with a note) when the run has
         no validation predictions of both classes.
+
+    Raises:
+        DataError: If the run is not binary (K-class runs: :func:`compare_runs`).
     """
     run = run if isinstance(run, RunFile) else load_run(run)
+    task = run_task(run)
+    if task != "binary":
+        raise DataError(
+            f"{describe_run(run)}: per-threshold metrics are for binary runs; for this {task} "
+            "run use `cactus-features compare RUN` (K-class tables, --bootstrap 0 for no CIs)"
+        )
     positive_class = int(run.info.get("positive_class", 1))
     names = class_pair(run.info.get("class_names"), positive_class)
     preds = run.predictions.select(split)

@@ -143,9 +143,7 @@ def weighted_bincount(index: np.ndarray, size: int, weights: np.ndarray | None) 
     return out
 
 
-def column_roc_auc(
-    is_pos: np.ndarray, score: np.ndarray, weights: np.ndarray | None
-) -> np.ndarray:
+def column_roc_auc(is_pos: np.ndarray, score: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     """ROC AUC of each column: its cases' ``is_pos`` ranked by its ``score``, weighted.
 
     The Mann-Whitney statistic ``sum_{i pos, j neg} w_i w_j ([s_i > s_j] + [s_i = s_j] / 2)

@@ -14,7 +14,13 @@ Imports the result types and never the other way round. Modules:
 * :mod:`~cactus_features.report.folder` — writes the report folder.
 """
 
-from cactus_features.report.api import ComparisonReport, RunReport, compare, evaluate_run
+from cactus_features.report.api import (
+    ClassComparisonReport,
+    ComparisonReport,
+    RunReport,
+    compare,
+    evaluate_run,
+)
 from cactus_features.report.figures import FIGURES
 from cactus_features.report.folder import write_report
 from cactus_features.report.markdown import render_markdown
@@ -22,6 +28,7 @@ from cactus_features.report.text import render_run_metrics, render_text
 
 __all__ = [
     "FIGURES",
+    "ClassComparisonReport",
     "ComparisonReport",
     "RunReport",
     "compare",

@@ -120,7 +120,7 @@ HISTORY_PANELS: tuple[tuple[str, str], ...] = (
 
 
 def history_figure(
-    labels: Sequence[str], histories: Sequence[Mapping[str, np.ndarray]]
+    labels: Sequence[str], histories: Sequence[Mapping[str, np.ndarray]], *, subject: str = ""
 ) -> Figure | None:
     """Training and validation curves per epoch, one panel per quantity.
 
@@ -128,6 +128,8 @@ def history_figure(
         labels: Backbone labels.
         histories: Per-epoch curves of each backbone (``train_loss``, ``val_loss``,
             ``val_auc``; missing ones are skipped).
+        subject: What the curves are about, appended to the title (e.g.
+            ``"positive class: cactus"``).
 
     Returns:
         The figure, or ``None`` when no run recorded any of these curves.
@@ -155,7 +157,10 @@ def history_figure(
         ncols=min(4, len(seen)),
         fontsize="small",
     )
-    fig.suptitle("Head training curves (the same head trained on each backbone's embeddings)")
+    suffix = f"; {subject}" if subject else ""
+    fig.suptitle(
+        f"Head training curves (the same head trained on each backbone's embeddings{suffix})"
+    )
     return fig
 
 

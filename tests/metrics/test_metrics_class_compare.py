@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 
 from cactus_features.errors import DataError
-from cactus_features.metrics import Comparison, RunMismatchError, compare_runs
+from cactus_features.metrics import Comparison, RunMismatchError, compare_runs, run_metrics
 from cactus_features.metrics.align import run_task, task_and_scores
 from cactus_features.metrics.class_results import ClassComparison
 from cactus_features.metrics.multiclass import MULTICLASS_METRICS
@@ -91,7 +91,10 @@ def test_same_run_twice_differs_by_zero_with_p_one(new_class_run) -> None:
 
 def test_bootstrap_is_reproducible_and_without_it_there_are_no_intervals(new_class_run) -> None:
     runs = [new_class_run("a@224", k=3, noise_seed=1), new_class_run("b@224", k=3, noise_seed=4)]
-    one, two = compare_runs(runs, n_bootstrap=80, seed=5), compare_runs(runs, n_bootstrap=80, seed=5)
+    one, two = (
+        compare_runs(runs, n_bootstrap=80, seed=5),
+        compare_runs(runs, n_bootstrap=80, seed=5),
+    )
     assert one.metrics == two.metrics and one.pairwise[0].p_values == two.pairwise[0].p_values
     none = compare_runs(runs, n_bootstrap=0)
     est = none.metrics[0].metrics["accuracy"]
@@ -145,6 +148,11 @@ def test_mismatches_are_refused(new_class_run, new_run) -> None:
     odd.info["task"] = "regression"
     with pytest.raises(DataError, match="unknown task 'regression'"):
         compare_runs([odd], n_bootstrap=0)
+
+
+def test_single_run_metrics_refuse_k_class_runs(new_class_run) -> None:
+    with pytest.raises(DataError, match="for this multiclass run use `cactus-features compare"):
+        run_metrics(new_class_run())
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,7 @@ def test_confusion_matrix_counts_and_row_shares_match_sklearn() -> None:
 
 
 def test_a_class_absent_from_the_test_set() -> None:
-    """sklearn's default labels rule for balanced accuracy and macro F1; AUC over present classes."""
+    """sklearn's default label rule for balanced accuracy and macro F1; AUC: present classes."""
     k = 5
     y, proba = _multiclass_cases(11, k, absent=(2,))
     pred = proba.argmax(axis=1)
