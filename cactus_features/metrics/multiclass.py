@@ -356,8 +356,25 @@ def multiclass_metrics(
         entry, and ``"class_support"`` ``[..., K]``.
     """
     cases = MulticlassCases(np.asarray(y, dtype=np.int64), np.asarray(proba), weights)
-    out = {m.name: m.compute(cases) for m in MULTICLASS_METRICS if m.applies(cases.n_classes)}
-    out.update({f"class_{m.name}": m.compute(cases) for m in PER_CLASS_METRICS})
+    return registry_values(cases, MULTICLASS_METRICS, PER_CLASS_METRICS)
+
+
+def registry_values(
+    cases: Any, overall: tuple[ClassMetric, ...], per_class: tuple[PerClassMetric, ...]
+) -> dict[str, np.ndarray]:
+    """Every applicable entry of an overall and a per-class registry on the same cases.
+
+    Args:
+        cases: :class:`MulticlassCases` or ``MultilabelCases`` (with ``n_classes`` and
+            ``support``).
+        overall: The overall metrics.
+        per_class: The per-class metrics.
+
+    Returns:
+        ``{name: value}``, ``{"class_<name>": values [..., K]}`` and ``"class_support"``.
+    """
+    out = {m.name: m.compute(cases) for m in overall if m.applies(cases.n_classes)}
+    out.update({f"class_{m.name}": m.compute(cases) for m in per_class})
     out["class_support"] = cases.support
     return out
 

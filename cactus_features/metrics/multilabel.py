@@ -40,6 +40,7 @@ from cactus_features.metrics.multiclass import (
     PerClassMetric,
     column_roc_auc,
     nan_mean,
+    registry_values,
     weighted_mean,
 )
 
@@ -161,7 +162,4 @@ def multilabel_metrics(
         entry, and ``"class_support"`` (positives per label) ``[..., L]``.
     """
     cases = MultilabelCases(np.asarray(targets, dtype=bool), np.asarray(proba), weights)
-    out = {m.name: m.compute(cases) for m in MULTILABEL_METRICS if m.applies(cases.n_classes)}
-    out.update({f"class_{m.name}": m.compute(cases) for m in PER_LABEL_METRICS})
-    out["class_support"] = cases.support
-    return out
+    return registry_values(cases, MULTILABEL_METRICS, PER_LABEL_METRICS)

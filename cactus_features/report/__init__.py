@@ -11,7 +11,11 @@ Imports the result types and never the other way round. Modules:
   ``efficiency.csv``;
 * :mod:`~cactus_features.report.figures` — which figures a report has;
   :mod:`~cactus_features.report.plots` draws them (matplotlib OO API);
-* :mod:`~cactus_features.report.folder` — writes the report folder.
+* :mod:`~cactus_features.report.class_text`, ``class_markdown``, ``class_csv``,
+  ``class_figures`` + ``class_plots`` — the same for K-class and multi-label
+  comparisons (per-class tables, K x K confusion figure, per-label AP);
+* :mod:`~cactus_features.report.folder` — writes the report folder, with the parts
+  of the comparison's task (:data:`~cactus_features.report.folder.TASK_PARTS`).
 """
 
 from cactus_features.report.api import (

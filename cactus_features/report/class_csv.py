@@ -14,6 +14,7 @@ from typing import Any
 
 from cactus_features.metrics.class_results import ClassComparison
 from cactus_features.metrics.multiclass import row_normalised
+from cactus_features.metrics.results import Estimate
 from cactus_features.report.csv_files import _write_csv, write_efficiency_csv
 
 CORRECTNESS = {"multiclass": "top-1", "multilabel": "exact match"}
@@ -24,37 +25,36 @@ def _provenance(c: ClassComparison) -> list[Any]:
     return [c.ci, c.n_bootstrap, c.seed]
 
 
+def _estimate_columns(names: list[str]) -> list[str]:
+    return [col for m in names for col in (m, f"{m}_ci_low", f"{m}_ci_high")]
+
+
+def _estimate_cells(estimates: dict[str, Estimate], names: list[str]) -> list[float]:
+    return [v for m in names for v in (estimates[m].value, estimates[m].low, estimates[m].high)]
+
+
 _PROVENANCE = ["ci_level", "n_bootstrap", "seed"]
 
 
 def write_class_metrics_csv(c: ClassComparison, path: Path) -> None:
     """One row per backbone: every overall metric and its CI."""
     header = ["backbone", "backbone_name", "weights", "random_init", "run_file", "task"]
-    header += ["n_test", "n_classes"]
-    for m in c.metric_names:
-        header += [m, f"{m}_ci_low", f"{m}_ci_high"]
+    header += ["n_test", "n_classes", *_estimate_columns(c.metric_names)]
     rows = []
     for b, r in zip(c.backbones, c.metrics, strict=True):
         row = [b.label, b.name, b.weights, b.random_init, b.path, c.task, c.n_test, c.n_classes]
-        for m in c.metric_names:
-            e = r.metrics[m]
-            row += [e.value, e.low, e.high]
-        rows.append(row + _provenance(c))
+        rows.append(row + _estimate_cells(r.metrics, c.metric_names) + _provenance(c))
     _write_csv(path, header + _PROVENANCE, rows)
 
 
 def write_per_class_csv(c: ClassComparison, path: Path) -> None:
     """One row per backbone per class (label): support and per-class metrics with CIs."""
     header = ["backbone", "class_index", "class_name", "support"]
-    for m in c.per_class_names:
-        header += [m, f"{m}_ci_low", f"{m}_ci_high"]
+    header += _estimate_columns(c.per_class_names)
     rows = []
     for r in c.per_class:
         row: list[Any] = [r.backbone, r.class_index, r.class_name, r.support]
-        for m in c.per_class_names:
-            e = r.metrics[m]
-            row += [e.value, e.low, e.high]
-        rows.append(row + _provenance(c))
+        rows.append(row + _estimate_cells(r.metrics, c.per_class_names) + _provenance(c))
     _write_csv(path, header + _PROVENANCE, rows)
 
 
