@@ -52,8 +52,8 @@ from cactus_features.metrics.results import (
 )
 from cactus_features.metrics.stats import (
     DeLongResult,
-    bootstrap_p_value,
     McNemarResult,
+    bootstrap_p_value,
     delong_test,
     mcnemar_exact,
     mcnemar_exact_p,
