@@ -47,6 +47,9 @@ import numpy as np
 from cactus_features.errors import DataError
 from cactus_features.metrics.core import LOG_LOSS_EPS, _div
 
+RANKING_BLOCK_ELEMENTS = 1_000_000
+"""Weightings x cases processed at once by :func:`column_ranking` (bounds its memory)."""
+
 PROBABILITY_SUM_TOLERANCE = 1e-3
 """How far from 1 a row of class probabilities may sum (float32 storage, rounding)."""
 
@@ -146,52 +149,104 @@ def weighted_bincount(index: np.ndarray, size: int, weights: np.ndarray | None) 
 def column_roc_auc(is_pos: np.ndarray, score: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     """ROC AUC of each column: its cases' ``is_pos`` ranked by its ``score``, weighted.
 
-    The Mann-Whitney statistic ``sum_{i pos, j neg} w_i w_j ([s_i > s_j] + [s_i = s_j] / 2)
-    / (W_pos W_neg)`` (ties count one half, like the trapezoidal ROC area and
-    scikit-learn). Per column: one sort (independent of the weights), then for all
-    weightings at once one gather and one cumulative sum of the negatives' integer
+    See :func:`column_ranking`; NaN where a column lacks positives or negatives.
+    """
+    return column_ranking(is_pos, score, weights)[0]
+
+
+def column_ranking(
+    is_pos: np.ndarray,
+    score: np.ndarray,
+    weights: np.ndarray | None,
+    *,
+    average_precision: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """ROC AUC (and average precision) of each column, for all weightings at once.
+
+    ROC AUC is the Mann-Whitney statistic ``sum_{i pos, j neg} w_i w_j ([s_i > s_j] +
+    [s_i = s_j] / 2) / (W_pos W_neg)`` (ties count one half, like the trapezoidal ROC
+    area and scikit-learn). Average precision is scikit-learn's ``sum_k (R_k -
+    R_{k-1}) P_k`` over the distinct scores: each positive adds ``w_i / W_pos`` times
+    the precision at the lowest score of its tie group (a score whose cases all have
+    weight 0 adds nothing). Per column: one sort (independent of the weights), then
+    one gather and one cumulative sum of the negatives' (and the positives') integer
     weights in score order, read at the edges of each positive's tie group.
 
     Args:
         is_pos: Whether each case is positive for each column ``[N, K]`` (bool).
         score: Score of each case for each column ``[N, K]``.
         weights: ``None`` (each case once), ``[N]`` or ``[B, N]`` integer case weights.
+        average_precision: Also compute average precision.
 
     Returns:
-        AUCs ``[K]`` or ``[B, K]``; NaN where a column lacks positives or negatives.
+        ``(auc, ap)``, each ``[K]`` or ``[B, K]`` (``ap`` is ``None`` unless asked for);
+        AUC is NaN where a column lacks positives or negatives, AP where it lacks
+        positives.
     """
     is_pos = np.asarray(is_pos, dtype=bool)
     score = np.asarray(score, dtype=np.float64)
-    n, k = score.shape
+    n = score.shape[0]
     w = np.ones(n, dtype=np.int64) if weights is None else np.asarray(weights)
     w2 = np.atleast_2d(w)
+    # bounded temporaries (a few [block, N] arrays), whatever the number of weightings
+    block = max(1, RANKING_BLOCK_ELEMENTS // max(1, n))
+    parts = [
+        _column_ranking_block(is_pos, score, w2[i : i + block], average_precision)
+        for i in range(0, w2.shape[0], block)
+    ]
+    auc = np.concatenate([p[0] for p in parts])
+    ap = np.concatenate([p[1] for p in parts]) if average_precision else None
+    if w.ndim == 1:
+        return auc[0], None if ap is None else ap[0]
+    return auc, ap
+
+
+def _column_ranking_block(
+    is_pos: np.ndarray, score: np.ndarray, w2: np.ndarray, average_precision: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`column_ranking` for weights ``[b, N]``."""
+    n, k = score.shape
     # integer weights: exact sums; int32 halves the memory traffic while totals fit
     dtype = np.int32 if n == 0 or w2.sum(axis=1).max() < 2**31 else np.int64
     w2 = w2.astype(dtype, copy=False)
-    out = np.full((w2.shape[0], k), np.nan)
-    cum = np.zeros((w2.shape[0], n + 1), dtype=dtype)  # cum[:, j]: weight of first j negatives
+    b = w2.shape[0]
+    auc = np.full((b, k), np.nan)
+    ap = np.full((b, k), np.nan) if average_precision else None
+    cum_neg = np.zeros((b, n + 1), dtype=dtype)  # [:, j]: weight of the first j negatives
+    cum_pos = np.zeros((b, n + 1), dtype=dtype)  # [:, j]: weight of the first j positives
     for c in range(k):
         order = np.argsort(-score[:, c], kind="stable")
         s = score[order, c]
         pos = is_pos[order, c]
         new_group = np.r_[True, s[1:] != s[:-1]]
         start = np.flatnonzero(new_group)
-        group = np.cumsum(new_group) - 1
         stop = np.r_[start[1:], n]
+        at = np.flatnonzero(pos)
+        g = (np.cumsum(new_group) - 1)[at]  # tie group of each positive
         negatives_before = np.r_[0, np.cumsum(~pos)]  # among the first j cases in score order
         n_neg = int(negatives_before[-1])
-        np.cumsum(np.take(w2, order[~pos], axis=1), axis=1, out=cum[:, 1 : n_neg + 1])
-        at = np.flatnonzero(pos)
-        g = group[at]
-        above = cum[:, negatives_before[stop[g]]].astype(np.float64)  # score >= the positive's
-        strictly_above = cum[:, negatives_before[start[g]]].astype(np.float64)
-        total = cum[:, n_neg].astype(np.float64)
-        lower = total[:, None] - 0.5 * (above + strictly_above)  # ties count one half
-        wp = np.take(w2, order[at], axis=1).astype(np.float64)
-        den = wp.sum(axis=1) * total
+        np.cumsum(np.take(w2, order[~pos], axis=1), axis=1, out=cum_neg[:, 1 : n_neg + 1])
+        neg_above = cum_neg[:, negatives_before[stop[g]]].astype(np.float64)  # score >= s_i
+        neg_strictly_above = cum_neg[:, negatives_before[start[g]]].astype(np.float64)
+        total_neg = cum_neg[:, n_neg].astype(np.float64)
+        wp = np.take(w2, order[at], axis=1)
+        total_pos = wp.sum(axis=1, dtype=np.float64)
+        wp = wp.astype(np.float64)
+        lower = total_neg[:, None] - 0.5 * (neg_above + neg_strictly_above)  # ties: one half
+        den = total_pos * total_neg
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, c] = np.where(den > 0, np.einsum("bp,bp->b", lower, wp) / den, np.nan)
-    return out[0] if w.ndim == 1 else out
+            auc[:, c] = np.where(den > 0, np.einsum("bp,bp->b", lower, wp) / den, np.nan)
+        if ap is None:
+            continue
+        positives_before = np.r_[0, np.cumsum(pos)]
+        np.cumsum(np.take(w2, order[at], axis=1), axis=1, out=cum_pos[:, 1 : len(at) + 1])
+        tp = cum_pos[:, positives_before[stop[g]]].astype(np.float64)  # at the group's end
+        predicted = tp + neg_above
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = np.where(predicted > 0, tp / np.where(predicted > 0, predicted, 1.0), 0.0)
+            value = np.einsum("bp,bp->b", precision, wp) / total_pos
+        ap[:, c] = np.where(total_pos > 0, np.minimum(value, 1.0), np.nan)
+    return auc, ap if ap is not None else auc
 
 
 def weighted_mean(per_case: np.ndarray, weights: np.ndarray | None) -> np.ndarray:

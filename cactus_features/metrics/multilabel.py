@@ -1,9 +1,9 @@
 """Multi-label metrics from targets ``Y [N, L]`` (0/1) and probabilities ``P [N, L]``.
 
-Each label is a binary problem scored by its own probability, so every number comes
-from the binary :func:`~cactus_features.metrics.core.cumulative_counts` (the code
-behind the binary ROC AUC and average precision): per label, and once over all
-``N x L`` (case, label) pairs for the micro average. Every function accepts optional
+Each label is a binary problem scored by its own probability: ROC AUC and average
+precision come from :func:`~cactus_features.metrics.multiclass.column_ranking` (one
+sort per label, one cumulative sum per label for all resamples), per label and once
+over all ``N x L`` (case, label) pairs for the micro average. Every function accepts optional
 case weights ``[B, N]`` (bootstrap multiplicities; a case's weight applies to all of
 its labels), so point estimates and replicates share one code path.
 
@@ -34,11 +34,10 @@ from functools import cached_property
 
 import numpy as np
 
-from cactus_features.metrics.core import CurveCounts, cumulative_counts
 from cactus_features.metrics.multiclass import (
     ClassMetric,
     PerClassMetric,
-    column_roc_auc,
+    column_ranking,
     nan_mean,
     registry_values,
     weighted_mean,
@@ -68,23 +67,30 @@ class MultilabelCases:
         return int(self.proba.shape[1])
 
     @cached_property
-    def label_curves(self) -> list[CurveCounts]:
-        """Cumulative counts of each label scored by its probability."""
-        return [
-            cumulative_counts(self.targets[:, k], self.proba[:, k], self.weights)
-            for k in range(self.n_classes)
-        ]
+    def _label_ranking(self) -> tuple[np.ndarray, np.ndarray]:
+        auc, ap = column_ranking(self.targets, self.proba, self.weights, average_precision=True)
+        assert ap is not None
+        return auc, ap
 
-    @cached_property
+    @property
     def label_roc_auc(self) -> np.ndarray:
-        """ROC AUC of each label ``[..., L]``."""
-        return column_roc_auc(self.targets, self.proba, self.weights)
+        """ROC AUC of each label ``[..., L]`` (NaN without positives or negatives)."""
+        return self._label_ranking[0]
+
+    @property
+    def label_average_precision(self) -> np.ndarray:
+        """Average precision of each label ``[..., L]`` (NaN without positives)."""
+        return self._label_ranking[1]
 
     @cached_property
-    def micro_curve(self) -> CurveCounts:
-        """Cumulative counts of all (case, label) pairs pooled (row-major order)."""
+    def micro_average_precision(self) -> np.ndarray:
+        """Average precision of all (case, label) pairs pooled (row-major order) ``[...]``."""
         w = None if self.weights is None else np.repeat(self.weights, self.n_classes, axis=-1)
-        return cumulative_counts(self.targets.ravel(), self.proba.ravel(), w)
+        _, ap = column_ranking(
+            self.targets.reshape(-1, 1), self.proba.reshape(-1, 1), w, average_precision=True
+        )
+        assert ap is not None
+        return ap[..., 0]
 
     @cached_property
     def support(self) -> np.ndarray:
@@ -95,25 +101,9 @@ class MultilabelCases:
         return np.asarray(self.weights, dtype=np.float64) @ t
 
 
-def average_precision(curve: CurveCounts) -> np.ndarray:
-    """Average precision ``sum_k (R_k - R_{k-1}) P_k`` that tolerates zero-weight scores.
-
-    The same sum as :meth:`CurveCounts.average_precision`, but a distinct score whose
-    cases all have weight 0 (not drawn in a bootstrap resample) adds nothing instead
-    of ``0 x NaN``: its precision ``0 / 0`` is only evaluated where recall grows.
-    NaN without positives.
-    """
-    tp = curve.tp.astype(np.float64)
-    gained = np.diff(np.pad(tp, [(0, 0)] * (tp.ndim - 1) + [(1, 0)]), axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(gained > 0, tp / np.where(gained > 0, tp + curve.fp, 1.0), 0.0)
-        ap = np.sum(gained * precision, axis=-1) / curve.n_pos
-    return np.minimum(np.where(curve.n_pos > 0, ap, np.nan), 1.0)
-
-
 def label_average_precision(c: MultilabelCases) -> np.ndarray:
     """Average precision of each label (NaN without positives) ``[..., L]``."""
-    return np.stack([average_precision(curve) for curve in c.label_curves], axis=-1)
+    return c.label_average_precision
 
 
 def label_roc_auc(c: MultilabelCases) -> np.ndarray:
@@ -128,7 +118,7 @@ def exact_match_correct(targets: np.ndarray, proba: np.ndarray) -> np.ndarray:
 
 MULTILABEL_METRICS: tuple[ClassMetric, ...] = (
     ClassMetric("macro_map", "Macro mAP", "mAP", lambda c: nan_mean(label_average_precision(c))),
-    ClassMetric("micro_map", "Micro mAP", "microAP", lambda c: average_precision(c.micro_curve)),
+    ClassMetric("micro_map", "Micro mAP", "microAP", lambda c: c.micro_average_precision),
     ClassMetric("macro_roc_auc", "Macro ROC AUC", "MacroAUC", lambda c: nan_mean(label_roc_auc(c))),
     ClassMetric(
         "exact_match",
