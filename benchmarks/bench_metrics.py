@@ -2,7 +2,8 @@
 
 On generated predictions (no data needed) of ``--backbones`` K-class runs on one test
 set of ``--n`` images (default 2,625 = the 15 % test split of 17,500 images) and
-``--classes`` classes (default 10 and 50), it times ``compare_runs`` end to end with
+``--classes`` classes (default 10 and 50), and multi-label runs with ``--labels``
+labels (default 10), it times ``compare_runs`` end to end with
 ``--bootstrap`` resamples (every overall and per-class metric of every backbone, its
 interval, every pairwise difference with its p-value, McNemar), best of
 ``--repeats``. Beside it: the same overall metrics for one backbone computed with
@@ -32,6 +33,26 @@ from cactus_features.runfile import Predictions, RunFile
 @dataclass
 class _ClassPredictions(Predictions):
     proba: np.ndarray | None = None
+    label_matrix: np.ndarray | None = None
+
+
+def _multilabel_runs(n_test: int, labels: int, n_backbones: int) -> list[RunFile]:
+    """Multi-label runs: label ``c`` present with probability ``0.1 + 0.5 c / L``."""
+    rng = np.random.default_rng(0)
+    ids = np.array([f"img_{j:06d}" for j in range(n_test)], dtype=object)
+    split = np.full(n_test, 2, dtype=np.uint8)
+    targets = (rng.random((n_test, labels)) < 0.1 + 0.5 * np.arange(labels) / labels).astype(int)
+    runs = []
+    for b in range(n_backbones):
+        logit = (2.0 - 0.3 * b) * (2 * targets - 1) + rng.normal(0.0, 1.0, targets.shape)
+        proba = 1.0 / (1.0 + np.exp(-logit))
+        names = [f"label_{c}" for c in range(labels)]
+        preds = _ClassPredictions(
+            ids, split, np.zeros(n_test, dtype=np.int64), proba.max(axis=1), proba, targets
+        )
+        info = {"backbone_name": f"b{b}", "task": "multilabel", "class_names": names}
+        runs.append(RunFile(None, {}, info, preds))
+    return runs
 
 
 def _runs(n_test: int, k: int, n_backbones: int, *, multiclass: bool) -> list[RunFile]:
@@ -82,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2625, help="test images")
     ap.add_argument("--classes", default="10,50", help="K values (comma list)")
+    ap.add_argument("--labels", default="10", help="multi-label L values (comma list)")
     ap.add_argument("--backbones", type=int, default=2)
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--sklearn-resamples", type=int, default=20)
@@ -124,6 +146,13 @@ def main() -> None:
             f"           scikit-learn loop, overall only  {full:7.2f} s "
             f"(timed on {m} resamples: {per * 1e3:.1f} ms each, scaled to {boot} x {nb}); "
             f"ours is {full / s:.0f}x faster"
+        )
+    for k in [int(x) for x in args.labels.split(",") if x]:
+        runs = _multilabel_runs(n, k, nb)
+        s, c = best_of(lambda r=runs: compare_runs(r, n_bootstrap=boot), args.repeats)
+        print(
+            f"  L = {k:3d} labels (multilabel): compare_runs {s:7.2f} s "
+            f"({len(c.metric_names)} overall + {len(c.per_class_names)} x {k} per-label metrics)"
         )
 
 
