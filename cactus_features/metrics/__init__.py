@@ -10,10 +10,22 @@ this package (never the other way round). Modules:
 * :mod:`~cactus_features.metrics.results` — the result types (data only);
 * :mod:`~cactus_features.metrics.align` — which runs can be compared, aligned by test id;
 * :mod:`~cactus_features.metrics.compare` — aligning runs and computing the tables
-  (:func:`compare_runs`, :func:`run_metrics`).
+  (:func:`compare_runs`, :func:`run_metrics`); it dispatches on the runs' task;
+* :mod:`~cactus_features.metrics.multiclass` / :mod:`~cactus_features.metrics.multilabel`
+  — the K-class and multi-label registries (:data:`MULTICLASS_METRICS`,
+  :data:`MULTILABEL_METRICS`), every metric from labels and ``[N, K]`` probabilities;
+* :mod:`~cactus_features.metrics.class_compare` and
+  :mod:`~cactus_features.metrics.class_results` — the K-class comparison and its types;
+* :mod:`~cactus_features.metrics.runs` — each run's record, costs and estimates.
 """
 
-from cactus_features.metrics.align import RunMismatchError
+from cactus_features.metrics.align import RunMismatchError, TaskScores, task_and_scores
+from cactus_features.metrics.class_results import (
+    ClassComparison,
+    ClassMetricRow,
+    ClassPairwiseRow,
+    PerClassRow,
+)
 from cactus_features.metrics.compare import compare_runs, run_metrics
 from cactus_features.metrics.core import (
     METRIC_NAMES,
@@ -27,6 +39,8 @@ from cactus_features.metrics.core import (
     evaluate,
     rates_from_counts,
 )
+from cactus_features.metrics.multiclass import MULTICLASS_METRICS, PER_CLASS_METRICS
+from cactus_features.metrics.multilabel import MULTILABEL_METRICS, PER_LABEL_METRICS
 from cactus_features.metrics.results import (
     Backbone,
     Comparison,
@@ -39,6 +53,7 @@ from cactus_features.metrics.results import (
 from cactus_features.metrics.stats import (
     DeLongResult,
     McNemarResult,
+    bootstrap_p_value,
     delong_test,
     mcnemar_exact,
     mcnemar_exact_p,
@@ -49,7 +64,14 @@ from cactus_features.metrics.stats import (
 __all__ = [
     "METRICS",
     "METRIC_NAMES",
+    "MULTICLASS_METRICS",
+    "MULTILABEL_METRICS",
+    "PER_CLASS_METRICS",
+    "PER_LABEL_METRICS",
     "Backbone",
+    "ClassComparison",
+    "ClassMetricRow",
+    "ClassPairwiseRow",
     "Comparison",
     "ConfusionMatrix",
     "CurveCounts",
@@ -60,9 +82,12 @@ __all__ = [
     "Metric",
     "MetricRow",
     "PairwiseRow",
+    "PerClassRow",
     "RunMetrics",
     "RunMismatchError",
+    "TaskScores",
     "ThresholdResult",
+    "bootstrap_p_value",
     "choose_threshold",
     "compare_runs",
     "cumulative_counts",
@@ -74,4 +99,5 @@ __all__ = [
     "percentile_interval",
     "rates_from_counts",
     "run_metrics",
+    "task_and_scores",
 ]

@@ -7,13 +7,16 @@ refuses anything else with a :class:`RunMismatchError` that says what differs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from cactus_features.errors import DataError, UserError
-from cactus_features.metrics.core import binary_targets, check_scores
+from cactus_features.metrics.core import binary_targets, check_scores, class_pair
+from cactus_features.metrics.multiclass import check_class_scores
 from cactus_features.runfile import RunFile
+from cactus_features.store.features import split_code
 
 
 class RunMismatchError(UserError):
@@ -71,42 +74,13 @@ def align_test(
         RunMismatchError: If the runs' test ids or labels differ.
     """
     tests = [r.predictions.select("test") for r in runs]
-    for run, t in zip(runs, tests, strict=True):
-        if len(t.ids) == 0:
-            raise DataError(f"{describe_run(run)}: the run file has no test predictions")
-        n_unique = len(set(t.ids.tolist()))
-        if n_unique != len(t.ids):
-            raise DataError(
-                f"{describe_run(run)}: {len(t.ids) - n_unique} test ids occur more than once; "
-                "the run file is damaged"
-            )
+    for t in tests:
         check_scores(t.score)
-    ref_run, ref = runs[0], tests[0]
-    position = {id_: k for k, id_ in enumerate(ref.ids.tolist())}
+    order = align_rows(runs, [t.ids for t in tests], [t.label for t in tests])
+    ref = tests[0]
     scores = [ref.score.astype(np.float64)]
-    for run, t in zip(runs[1:], tests[1:], strict=True):
-        ids = t.ids.tolist()
-        only_other = sum(1 for i in ids if i not in position)
-        only_ref = len(position) - (len(ids) - only_other)
-        if only_other or only_ref:
-            raise RunMismatchError(
-                f"cannot compare {describe_run(ref_run)} with {describe_run(run)}: "
-                "their test sets differ "
-                f"({only_ref} test ids only in the first, {only_other} only in the second, "
-                f"of {len(ref.ids)} and {len(ids)}); compare runs made from the same feature "
-                "split so every backbone is scored on the same test images"
-            )
-        idx = np.fromiter((position[i] for i in ids), dtype=np.intp, count=len(ids))
-        label = np.empty_like(ref.label)
-        label[idx] = t.label
-        n_diff = int(np.sum(label != ref.label))
-        if n_diff:
-            raise RunMismatchError(
-                f"cannot compare {describe_run(ref_run)} with {describe_run(run)}: "
-                f"{n_diff} test images have different labels in the two runs; "
-                "compare runs made from the same labelled data"
-            )
-        score = np.empty(len(ids), dtype=np.float64)
+    for t, idx in zip(tests[1:], order[1:], strict=True):
+        score = np.empty(len(idx), dtype=np.float64)
         score[idx] = t.score
         scores.append(score)
     is_pos = binary_targets(ref.label, positive_class)
@@ -130,6 +104,62 @@ def with_probe(labels: list[str], runs: list[RunFile]) -> list[str]:
     ]
 
 
+def align_rows(
+    runs: list[RunFile], ids: list[np.ndarray], labels: list[np.ndarray]
+) -> list[np.ndarray]:
+    """Where each run's test rows go in the first run's order (checking ids and labels).
+
+    Args:
+        runs: The runs (for messages).
+        ids: Each run's test ids ``[N]``.
+        labels: Each run's test labels ``[N]`` or ``[N, L]``.
+
+    Returns:
+        For each run, the position of each of its rows in the first run's order
+        (the identity for the first run): ``aligned[idx] = rows``.
+
+    Raises:
+        DataError: If a run has no or duplicated test ids.
+        RunMismatchError: If the test ids or labels differ from the first run's.
+    """
+    for run, run_ids in zip(runs, ids, strict=True):
+        if len(run_ids) == 0:
+            raise DataError(f"{describe_run(run)}: the run file has no test predictions")
+        n_unique = len(set(run_ids.tolist()))
+        if n_unique != len(run_ids):
+            raise DataError(
+                f"{describe_run(run)}: {len(run_ids) - n_unique} test ids occur more than once; "
+                "the run file is damaged"
+            )
+    ref_run, ref_ids, ref_label = runs[0], ids[0], np.asarray(labels[0])
+    position = {id_: k for k, id_ in enumerate(ref_ids.tolist())}
+    out = [np.arange(len(ref_ids), dtype=np.intp)]
+    for run, run_ids, run_label in zip(runs[1:], ids[1:], labels[1:], strict=True):
+        id_list = run_ids.tolist()
+        only_other = sum(1 for i in id_list if i not in position)
+        only_ref = len(position) - (len(id_list) - only_other)
+        if only_other or only_ref:
+            raise RunMismatchError(
+                f"cannot compare {describe_run(ref_run)} with {describe_run(run)}: "
+                "their test sets differ "
+                f"({only_ref} test ids only in the first, {only_other} only in the second, "
+                f"of {len(ref_ids)} and {len(id_list)}); compare runs made from the same feature "
+                "split so every backbone is scored on the same test images"
+            )
+        idx = np.fromiter((position[i] for i in id_list), dtype=np.intp, count=len(id_list))
+        label = np.empty_like(ref_label)
+        label[idx] = run_label
+        n_diff = int(np.sum(np.any((label != ref_label).reshape(len(idx), -1), axis=1)))
+        if n_diff:
+            raise RunMismatchError(
+                f"cannot compare {describe_run(ref_run)} with {describe_run(run)}: "
+                f"{n_diff} test images have different labels in the two runs; "
+                "compare runs made from the same labelled data"
+            )
+        out.append(idx)
+    return out
+
+
 def unique_labels(runs: list[RunFile]) -> list[str]:
     """Display labels, told apart by the probe kind, then by the file stem (or position),
     where two coincide."""
@@ -147,3 +177,126 @@ def unique_labels(runs: list[RunFile]) -> list[str]:
             f"{lab} [run {k + 1}]" if counts[labels[k]] > 1 else lab for k, lab in enumerate(labels)
         ]
     return out
+
+
+TASKS: tuple[str, ...] = ("binary", "multiclass", "multilabel")
+"""The task kinds a run can record."""
+
+
+@dataclass(frozen=True)
+class TaskScores:
+    """One split of a run's predictions in the K-class form every task shares.
+
+    Attributes:
+        task: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
+        ids: Image ids ``[N]``.
+        y: True class index ``[N]`` (binary, multiclass) or 0/1 targets ``[N, L]``
+            (multilabel).
+        proba: Probabilities ``[N, K]``: of each class (rows sum to 1) or, for
+            multilabel, of each label independently.
+        class_names: Name of each column of ``proba``.
+    """
+
+    task: str
+    ids: np.ndarray
+    y: np.ndarray
+    proba: np.ndarray
+    class_names: list[str]
+
+
+def run_task(run: RunFile) -> str:
+    """The task kind a run records (format 1 files are binary).
+
+    Read from its predictions' ``task`` (run file format 2) or its ``info["task"]``;
+    a run recording neither is binary.
+
+    Raises:
+        DataError: If the recorded task is not one of :data:`TASKS`.
+    """
+    recorded = getattr(run.predictions, "task", None)
+    task = (recorded if recorded not in (None, "binary") else None) or run.info.get("task")
+    task = task or "binary"
+    if task not in TASKS:
+        raise DataError(
+            f"{describe_run(run)}: unknown task {task!r}; expected one of {', '.join(TASKS)}"
+        )
+    return str(task)
+
+
+def common_task(runs: list[RunFile]) -> str:
+    """The task all runs share.
+
+    Raises:
+        RunMismatchError: If two runs record different tasks.
+    """
+    task = run_task(runs[0])
+    for run in runs[1:]:
+        other = run_task(run)
+        if other != task:
+            raise RunMismatchError(
+                f"cannot compare {describe_run(runs[0])} ({task}) with {describe_run(run)} "
+                f"({other}): compare runs of the same task"
+            )
+    return task
+
+
+def task_and_scores(run: RunFile, split: str = "test") -> TaskScores:
+    """A run's predictions on one split as labels and an ``[N, K]`` probability matrix.
+
+    The one adapter between run files and the K-class metrics. Today's (format 1)
+    binary run gives ``P = [1 - s, s]`` with column 1 the positive class and ``y``
+    1 for positives. From run file format 2 it expects:
+
+    * ``task`` (attribute or ``info["task"]``): ``"multiclass"`` or ``"multilabel"``;
+    * ``info["class_names"]``: one name per column of the probabilities;
+    * ``predictions.task`` (or ``info["task"]``) and ``info["class_names"]``;
+    * ``predictions.proba``: float ``[N, K]`` probabilities (softmax rows for
+      multiclass, one sigmoid per label for multilabel), rows aligned with
+      ``predictions.ids`` / ``split`` (run file format 2 stores them as ``score``);
+    * ``predictions.label``: int ``[N]`` true class (multiclass), or 0/1 ``[N, L]``
+      (multilabel).
+
+    Args:
+        run: The run.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+
+    Returns:
+        The task, ids, targets, probabilities and class names of that split.
+
+    Raises:
+        DataError: If a K-class run lacks its probabilities or targets, or they are
+            not valid probabilities / labels for its class names.
+    """
+    task = run_task(run)
+    preds = run.predictions
+    mask = np.asarray(preds.split) == split_code(split)
+    where = describe_run(run)
+    if task == "binary":
+        positive_class = int(run.info.get("positive_class", 1))
+        score = np.asarray(preds.score, dtype=np.float64)[mask]
+        check_scores(score)
+        return TaskScores(
+            task,
+            np.asarray(preds.ids)[mask],
+            binary_targets(np.asarray(preds.label)[mask], positive_class).astype(np.int64),
+            np.stack([1.0 - score, score], axis=1),
+            list(class_pair(run.info.get("class_names"), positive_class)),
+        )
+    names = [str(n) for n in (run.info.get("class_names") or [])]
+    proba = np.asarray(preds.proba)
+    if proba.ndim != 2:
+        raise DataError(
+            f"{where}: a {task} run needs class probabilities [N, K] (run file format 2); "
+            "retrain the head with this version of cactus-features"
+        )
+    y = np.asarray(preds.label)
+    if (y.ndim == 2) != (task == "multilabel"):
+        raise DataError(
+            f"{where}: a {task} run needs labels "
+            f"{'[N, L] (0/1)' if task == 'multilabel' else '[N] (class indices)'}, "
+            f"not {y.shape}; retrain the head with this version of cactus-features"
+        )
+    y = y[mask].astype(np.int64)
+    proba = np.asarray(proba, dtype=np.float64)[mask]
+    check_class_scores(y, proba, len(names), where=where, multilabel=task == "multilabel")
+    return TaskScores(task, np.asarray(preds.ids)[mask], y, proba, names)

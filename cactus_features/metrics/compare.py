@@ -16,7 +16,6 @@ import itertools
 import math
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -25,11 +24,14 @@ from cactus_features.metrics.align import (
     RunMismatchError,
     align_test,
     common_classes,
+    common_task,
     describe_run,
     display_label,
-    is_random_init,
+    run_task,
     unique_labels,
 )
+from cactus_features.metrics.class_compare import compare_class_runs
+from cactus_features.metrics.class_results import ClassComparison
 from cactus_features.metrics.core import (
     METRIC_NAMES,
     ThresholdCriterion,
@@ -43,19 +45,16 @@ from cactus_features.metrics.core import (
 from cactus_features.metrics.results import (
     Backbone,
     Comparison,
-    EfficiencyRow,
-    Estimate,
     MetricRow,
     PairwiseRow,
-    ProtocolRow,
     RunMetrics,
 )
+from cactus_features.metrics.runs import backbone_record, efficiency_row, estimate, protocol_row
 from cactus_features.metrics.stats import (
     DeLongResult,
     delong_test,
     mcnemar_exact,
     paired_bootstrap,
-    percentile_interval,
 )
 from cactus_features.runfile import RunFile, load_run
 
@@ -100,8 +99,15 @@ def compare_runs(
     seed: int = 0,
     ci: float = 0.95,
     val_criterion: ThresholdCriterion = "youden",
-) -> Comparison:
+) -> Comparison | ClassComparison:
     """Compare backbones from their saved run files.
+
+    Dispatches on the runs' task kind (:func:`~cactus_features.metrics.align.run_task`):
+    binary runs give a :class:`Comparison` as described below; multiclass and
+    multilabel runs give a :class:`ClassComparison` from
+    :func:`~cactus_features.metrics.class_compare.compare_class_runs` (the decision
+    is the most probable class, or ``p >= 0.5`` per label, so ``threshold`` and
+    ``val_criterion`` do not apply to them).
 
     Metrics are computed on the test split at threshold 0.5 and at a threshold
     chosen on each run's own validation split (and at ``threshold`` if it is
@@ -124,7 +130,7 @@ def compare_runs(
         The comparison tables as data.
 
     Raises:
-        RunMismatchError: If the runs' test ids, labels or classes differ.
+        RunMismatchError: If the runs' tasks, test ids, labels or classes differ.
         ConfigError: If an option is invalid.
         DataError: If a run lacks test predictions of both classes, or ``threshold``
             is ``"val"`` and a run has no usable validation predictions.
@@ -140,6 +146,9 @@ def compare_runs(
         raise ConfigError(f"unknown threshold criterion {val_criterion!r}; use 'youden' or 'f1'")
     primary = parse_threshold(threshold)
     loaded = [r if isinstance(r, RunFile) else load_run(r) for r in runs]
+    task = common_task(loaded)
+    if task != "binary":
+        return compare_class_runs(loaded, task, n_bootstrap=n_bootstrap, seed=seed, ci=ci)
 
     class_names, positive_class = common_classes(loaded)
     negative_name, positive_name = class_pair(class_names, positive_class)
@@ -166,7 +175,7 @@ def compare_runs(
     pairwise_rows = _pairwise_rows(backbones, rules, point, replicates, ci, test_is_pos)
 
     degenerate = int(np.sum(replicates.get("degenerate", np.zeros(0)))) if replicates else 0
-    protocols = [_protocol(b) for b in backbones]
+    protocols = [protocol_row(b) for b in backbones]
     names = sorted({p.protocol or "unrecorded" for p in protocols})
     if len(names) > 1:
         notes.append(
@@ -177,7 +186,7 @@ def compare_runs(
         backbones=backbones,
         metrics=metric_rows,
         pairwise=pairwise_rows,
-        efficiency=[_efficiency(b) for b in backbones],
+        efficiency=[efficiency_row(b) for b in backbones],
         protocols=protocols,
         rules=rules,
         primary_rule=primary,
@@ -211,8 +220,17 @@ def run_metrics(
     Returns:
         The metrics; the validation rule is omitted (with a note) when the run has
         no validation predictions of both classes.
+
+    Raises:
+        DataError: If the run is not binary (K-class runs: :func:`compare_runs`).
     """
     run = run if isinstance(run, RunFile) else load_run(run)
+    task = run_task(run)
+    if task != "binary":
+        raise DataError(
+            f"{describe_run(run)}: per-threshold metrics are for binary runs; for this {task} "
+            "run use `cactus-features compare RUN` (K-class tables, --bootstrap 0 for no CIs)"
+        )
     positive_class = int(run.info.get("positive_class", 1))
     names = class_pair(run.info.get("class_names"), positive_class)
     preds = run.predictions.select(split)
@@ -259,24 +277,7 @@ def _backbones(
         if val_thresholds is not None:
             thresholds[VAL_RULE] = val_thresholds[i]
         thresholds = {r: thresholds[r] for r in rules}
-        split = run.predictions.split
-        backbones.append(
-            Backbone(
-                label=labels[i],
-                name=run.name,
-                path=run.path,
-                weights=run.info.get("weights_label"),
-                random_init=is_random_init(run.info),
-                thresholds=thresholds,
-                test_score=scores[i],
-                split_sizes={
-                    s: int(np.sum(split == c)) for c, s in enumerate(("train", "val", "test"))
-                },
-                history={k: np.asarray(v) for k, v in run.history.items()},
-                info=dict(run.info),
-                config=dict(run.config),
-            )
-        )
+        backbones.append(backbone_record(run, labels[i], thresholds, scores[i]))
     return backbones
 
 
@@ -293,7 +294,7 @@ def _metric_rows(
         for i, b in enumerate(backbones):
             res = point[i][rule]
             est = {
-                m: _estimate(res.values[m], replicates.get((i, rule, m)), ci) for m in METRIC_NAMES
+                m: estimate(res.values[m], replicates.get((i, rule, m)), ci) for m in METRIC_NAMES
             }
             rows.append(MetricRow(b.label, rule, res.threshold, res.confusion, est))
     return rows
@@ -319,7 +320,7 @@ def _pairwise_rows(
                 reps = None
                 if replicates:
                     reps = replicates[(i, rule, m)] - replicates[(j, rule, m)]
-                diffs[m] = _estimate(d, reps, ci)
+                diffs[m] = estimate(d, reps, ci)
             correct_i = (bi.test_score >= bi.thresholds[rule]) == is_pos
             correct_j = (bj.test_score >= bj.thresholds[rule]) == is_pos
             mcnemar = mcnemar_exact(correct_i, correct_j)
@@ -350,13 +351,6 @@ def _delong_or_nan(is_pos: np.ndarray, a: np.ndarray, b: np.ndarray) -> DeLongRe
         return DeLongResult(nan, nan, nan, nan, nan, nan)
 
 
-def _estimate(value: float, replicates: np.ndarray | None, ci: float) -> Estimate:
-    if replicates is None:
-        return Estimate(float(value))
-    low, high = percentile_interval(replicates, ci)
-    return Estimate(float(value), low, high)
-
-
 def _val_thresholds(
     runs: list[RunFile],
     positive_class: int,
@@ -381,64 +375,3 @@ def _val_thresholds(
             notes.append(f"No validation-chosen threshold: {describe_run(run)}: {exc}.")
             return None
     return out
-
-
-def _num(d: Any, key: str) -> float | None:
-    if not isinstance(d, dict):
-        return None
-    v = d.get(key)
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        return None
-    return float(v)
-
-
-def _efficiency(b: Backbone) -> EfficiencyRow:
-    info = b.info
-    model = info.get("model_info")
-    timings = info.get("timings")
-    return EfficiencyRow(
-        backbone=b.label,
-        weights=b.weights,
-        params=_num(model, "params"),
-        gflops=_num(model, "gflops"),
-        resolution=_num(model, "resolution"),
-        images_per_second=_num(timings, "images_per_second"),
-        extract_seconds=_num(timings, "seconds"),
-        train_seconds=_num(info, "train_seconds"),
-        dim=_num(info, "dim"),
-        epochs_run=_num(info, "epochs_run"),
-        best_epoch=_num(info, "best_epoch"),
-        one_off_seconds=_num(info, "one_off_seconds"),
-    )
-
-
-def _protocol(b: Backbone) -> ProtocolRow:
-    """The protocol row of a run from its ``info`` (``grid``, ``convergence``, ``protocol``)."""
-    info = b.info
-    grid = info.get("grid") if isinstance(info.get("grid"), dict) else None
-    conv = info.get("convergence") if isinstance(info.get("convergence"), dict) else {}
-    val_loss = _num(grid, "chosen_val_loss") if grid else None
-    if val_loss is None and b.history.get("val_loss") is not None:
-        epoch = _num(info, "best_epoch")
-        curve = np.asarray(b.history["val_loss"], dtype=np.float64)
-        if epoch is not None and 1 <= epoch <= len(curve) and np.isfinite(curve[int(epoch) - 1]):
-            val_loss = float(curve[int(epoch) - 1])
-
-    def floats(key: str) -> tuple[float, ...]:
-        return tuple(float(v) for v in grid.get(key, ())) if grid else ()
-
-    return ProtocolRow(
-        backbone=b.label,
-        protocol=info.get("protocol") if isinstance(info.get("protocol"), str) else None,
-        param=grid.get("param") if grid else None,
-        chosen=_num(grid, "chosen_value") if grid else None,
-        criterion=(grid.get("criterion") if grid else info.get("select")) or None,
-        val_loss=val_loss,
-        val_auc=_num(grid, "chosen_val_auc") if grid else _num(info, "val_auc"),
-        converged=conv.get("converged") if isinstance(conv.get("converged"), bool) else None,
-        at_edge=bool(grid.get("at_edge")) if grid else False,
-        warnings=tuple(str(w) for w in info.get("warnings") or ()),
-        grid_values=floats("values"),
-        grid_val_loss=floats("val_loss"),
-        grid_val_auc=floats("val_auc"),
-    )

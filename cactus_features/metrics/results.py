@@ -223,6 +223,11 @@ class Comparison:
         """Number of test cases compared."""
         return len(self.test_ids)
 
+    @property
+    def task(self) -> str:
+        """The task kind, ``"binary"`` (K-class tasks give a ``ClassComparison``)."""
+        return "binary"
+
     def rows(self, rule: str | None = None) -> list[MetricRow]:
         """Metric rows of one rule (the primary rule by default)."""
         rule = rule or self.primary_rule

@@ -3,6 +3,8 @@
 * :func:`paired_bootstrap` — test-set resampling shared by every backbone, so
   intervals for each backbone and for their differences are paired.
 * :func:`percentile_interval` — percentile bootstrap confidence intervals.
+* :func:`bootstrap_p_value` — two-sided p-value of a difference from its paired
+  bootstrap replicates (the test of macro AUC / mAP differences).
 * :func:`delong_test` — DeLong's test for two correlated ROC AUCs, with the
   O(n log n) midrank algorithm of Sun & Xu (2014).
 * :func:`mcnemar_exact` — McNemar's exact test for two paired accuracies.
@@ -102,6 +104,31 @@ def percentile_interval(replicates: np.ndarray, ci: float = 0.95) -> tuple[float
     alpha = (1.0 - ci) / 2.0
     low, high = np.quantile(r, [alpha, 1.0 - alpha])
     return float(low), float(high)
+
+
+def bootstrap_p_value(replicates: np.ndarray) -> float:
+    """Two-sided p-value of "the difference is 0" from paired bootstrap replicates of it.
+
+    ``p = min(1, 2 min((1 + #{d* <= 0}) / (B + 1), (1 + #{d* >= 0}) / (B + 1)))`` over
+    the ``B`` defined replicates: the smallest ``alpha`` at which the ``1 - alpha``
+    percentile interval of the difference excludes 0 (with the usual ``+1`` so a
+    finite number of resamples never gives 0). It can be no smaller than
+    ``2 / (B + 1)``.
+
+    Args:
+        replicates: Bootstrap replicates of a difference ``[B]`` (NaN ignored).
+
+    Returns:
+        The p-value; NaN when no replicate is defined.
+    """
+    r = np.asarray(replicates, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return math.nan
+    b = r.size
+    low = (1 + int(np.sum(r <= 0))) / (b + 1)
+    high = (1 + int(np.sum(r >= 0))) / (b + 1)
+    return float(min(1.0, 2.0 * min(low, high)))
 
 
 def midrank(x: np.ndarray) -> np.ndarray:

@@ -11,10 +11,20 @@ Imports the result types and never the other way round. Modules:
   ``efficiency.csv``;
 * :mod:`~cactus_features.report.figures` — which figures a report has;
   :mod:`~cactus_features.report.plots` draws them (matplotlib OO API);
-* :mod:`~cactus_features.report.folder` — writes the report folder.
+* :mod:`~cactus_features.report.class_text`, ``class_markdown``, ``class_csv``,
+  ``class_figures`` + ``class_plots`` — the same for K-class and multi-label
+  comparisons (per-class tables, K x K confusion figure, per-label AP);
+* :mod:`~cactus_features.report.folder` — writes the report folder, with the parts
+  of the comparison's task (:data:`~cactus_features.report.folder.TASK_PARTS`).
 """
 
-from cactus_features.report.api import ComparisonReport, RunReport, compare, evaluate_run
+from cactus_features.report.api import (
+    ClassComparisonReport,
+    ComparisonReport,
+    RunReport,
+    compare,
+    evaluate_run,
+)
 from cactus_features.report.figures import FIGURES
 from cactus_features.report.folder import write_report
 from cactus_features.report.markdown import render_markdown
@@ -22,6 +32,7 @@ from cactus_features.report.text import render_run_metrics, render_text
 
 __all__ = [
     "FIGURES",
+    "ClassComparisonReport",
     "ComparisonReport",
     "RunReport",
     "compare",

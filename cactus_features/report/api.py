@@ -12,9 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from cactus_features.metrics.class_results import ClassComparison
 from cactus_features.metrics.compare import VAL_RULE, compare_runs, run_metrics
 from cactus_features.metrics.core import ThresholdCriterion
 from cactus_features.metrics.results import Comparison, RunMetrics
+from cactus_features.report.class_markdown import render_class_markdown
+from cactus_features.report.class_text import render_class_text
 from cactus_features.report.folder import write_report
 from cactus_features.report.markdown import render_markdown
 from cactus_features.report.text import render_run_metrics, render_text
@@ -45,6 +48,31 @@ class ComparisonReport(Comparison):
         return render_text(self, self.report_path)
 
 
+@dataclass
+class ClassComparisonReport(ClassComparison):
+    """A K-class or multi-label :class:`~cactus_features.metrics.class_results.ClassComparison`
+    that renders itself.
+
+    Attributes:
+        report_path: ``report.md`` when a report folder was written.
+    """
+
+    report_path: Path | None = None
+
+    @classmethod
+    def of(cls, comparison: ClassComparison) -> ClassComparisonReport:
+        """The same results (shared, not copied) with the rendering methods."""
+        return cls(**{f.name: getattr(comparison, f.name) for f in fields(comparison)})
+
+    def to_markdown(self) -> str:
+        """The full report as Markdown (tables only; figure links need a written report)."""
+        return render_class_markdown(self)
+
+    def to_text(self) -> str:
+        """A compact plain-text summary for the terminal."""
+        return render_class_text(self, self.report_path)
+
+
 @dataclass(frozen=True)
 class RunReport(RunMetrics):
     """A :class:`~cactus_features.metrics.results.RunMetrics` that renders itself."""
@@ -67,8 +95,12 @@ def compare(
     seed: int = 0,
     ci: float = 0.95,
     val_criterion: ThresholdCriterion = "youden",
-) -> ComparisonReport:
+) -> ComparisonReport | ClassComparisonReport:
     """Compare backbones from their saved run files, and write the report folder.
+
+    Binary runs give a :class:`ComparisonReport`; multiclass and multilabel runs a
+    :class:`ClassComparisonReport` (K-class tables, confusion matrix or per-label
+    AP figure; ``threshold`` and ``val_criterion`` do not apply to them).
 
     Computes :func:`~cactus_features.metrics.compare.compare_runs` (see there for
     the method: threshold rules, paired bootstrap, DeLong, McNemar), then renders.
@@ -89,15 +121,18 @@ def compare(
         UserError: What :func:`~cactus_features.metrics.compare.compare_runs` raises
             (mismatched runs, invalid options, unreadable or unusable run files).
     """
-    report = ComparisonReport.of(
-        compare_runs(
-            runs,
-            threshold=threshold,
-            n_bootstrap=n_bootstrap,
-            seed=seed,
-            ci=ci,
-            val_criterion=val_criterion,
-        )
+    result = compare_runs(
+        runs,
+        threshold=threshold,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        ci=ci,
+        val_criterion=val_criterion,
+    )
+    report: ComparisonReport | ClassComparisonReport = (
+        ClassComparisonReport.of(result)
+        if isinstance(result, ClassComparison)
+        else ComparisonReport.of(result)
     )
     if out is not None:
         report.report_path = write_report(report, out)

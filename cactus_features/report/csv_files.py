@@ -84,7 +84,7 @@ def write_metrics_csv(comparison: Comparison, path: Path) -> None:
 
 def write_pairwise_csv(comparison: Comparison, path: Path) -> None:
     """One row per pair per rule: differences ``a - b`` with CIs, DeLong and McNemar."""
-    header = ["rule", "backbone_a", "backbone_b", "n_test"]
+    header = ["rule", "backbone_a", "backbone_b", "positive_class", "n_test"]
     for m in METRIC_NAMES:
         header += [f"diff_{m}", f"diff_{m}_ci_low", f"diff_{m}_ci_high"]
     header += [
@@ -102,7 +102,7 @@ def write_pairwise_csv(comparison: Comparison, path: Path) -> None:
     ]
     rows = []
     for r in comparison.pairwise:
-        row: list[Any] = [r.rule, r.a, r.b, comparison.n_test]
+        row: list[Any] = [r.rule, r.a, r.b, comparison.positive_name, comparison.n_test]
         for m in METRIC_NAMES:
             e = r.differences[m]
             row += [e.value, e.low, e.high]

@@ -7,9 +7,10 @@ name and a caption).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -31,7 +32,7 @@ class FigureSpec:
 
     file: str
     caption: str
-    draw: Callable[[Comparison], Figure | None]
+    draw: Callable[[Any], Figure | None]
 
 
 def _roc(c: Comparison) -> Figure:
@@ -57,7 +58,11 @@ def _precision_recall(c: Comparison) -> Figure:
 
 
 def _training_curves(c: Comparison) -> Figure | None:
-    return plots.history_figure([b.label for b in c.backbones], [b.history for b in c.backbones])
+    return plots.history_figure(
+        [b.label for b in c.backbones],
+        [b.history for b in c.backbones],
+        subject=f"positive class: {c.positive_name}",
+    )
 
 
 def _validation_grid(c: Comparison) -> Figure | None:
@@ -66,6 +71,7 @@ def _validation_grid(c: Comparison) -> Figure | None:
         [p.backbone for p in c.protocols],
         [(p.grid_values, p.grid_val_loss, p.grid_val_auc, p.chosen) for p in c.protocols],
         param="L2 strength" if params == {"l2"} else " / ".join(sorted(params)) or "strength",
+        subject=f"positive class: {c.positive_name}",
     )
 
 
@@ -115,10 +121,18 @@ FIGURE_CAPTIONS: dict[str, str] = {key: spec.caption for key, spec in FIGURE_SPE
 """Caption of each figure in ``report.md``."""
 
 
-def write_figures(comparison: Comparison, out: Path) -> dict[str, str]:
-    """Draw and save every figure; returns ``{figure: file name}`` of those written."""
+def write_figures(
+    comparison: Any, out: Path, specs: Mapping[str, FigureSpec] | None = None
+) -> dict[str, str]:
+    """Draw and save every figure; returns ``{figure: file name}`` of those written.
+
+    Args:
+        comparison: The comparison.
+        out: The report folder.
+        specs: The figures to draw (default :data:`FIGURE_SPECS`, the binary ones).
+    """
     written: dict[str, str] = {}
-    for key, spec in FIGURE_SPECS.items():
+    for key, spec in (FIGURE_SPECS if specs is None else specs).items():
         fig = spec.draw(comparison)
         if fig is not None:
             plots.save_figure(fig, out / spec.file)

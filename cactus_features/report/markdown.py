@@ -142,7 +142,8 @@ def metric_tables_section(c: Comparison, figures: Mapping[str, str]) -> list[str
             "",
             f"## Test metrics — {rule_description(rule, c.val_criterion)}",
             "",
-            f"Point estimate [{c.ci:.0%} CI]." if c.n_bootstrap else "Point estimates.",
+            (f"Point estimate [{c.ci:.0%} CI]" if c.n_bootstrap else "Point estimates")
+            + f"; positive class `{c.positive_name}`.",
             "",
             table(headers, rows, markdown=True),
         ]
@@ -157,7 +158,7 @@ def confusion_matrices_section(c: Comparison, figures: Mapping[str, str]) -> lis
             "",
             f"## Confusion matrices — {rule_description(rule, c.val_criterion)}",
             "",
-            "Rows: true class; columns: predicted class.",
+            f"Rows: true class; columns: predicted class; positive class `{c.positive_name}`.",
         ]
         for r in c.rows(rule):
             cm = r.confusion
@@ -187,8 +188,9 @@ def pairwise_section(c: Comparison, figures: Mapping[str, str]) -> list[str]:
             "",
             f"## Pairwise differences (A − B) — {rule_description(rule, c.val_criterion)}",
             "",
-            f"Differences with paired {c.ci:.0%} bootstrap CIs. McNemar counts: b = A right and "
-            "B wrong, c = A wrong and B right. All metrics are in `pairwise.csv`.",
+            f"Differences with paired {c.ci:.0%} bootstrap CIs; positive class "
+            f"`{c.positive_name}`. McNemar counts: b = A right and B wrong, c = A wrong and B "
+            "right. All metrics are in `pairwise.csv`.",
             "",
             table(headers, [_pair_cells(p) for p in c.pairs(rule)], markdown=True),
         ]
@@ -238,11 +240,16 @@ def protocol_section(c: Comparison, figures: Mapping[str, str]) -> list[str]:
 
 def figure_links_section(c: Comparison, figures: Mapping[str, str]) -> list[str]:
     """The figures written next to the report, with captions (nothing without figures)."""
+    return figure_links(figures, FIGURE_CAPTIONS)
+
+
+def figure_links(figures: Mapping[str, str], captions: Mapping[str, str]) -> list[str]:
+    """``## Figures``: each written figure ``{key: file}`` with its caption (none: nothing)."""
     if not figures:
         return []
     lines = ["", "## Figures", ""]
     for key, name in figures.items():
-        caption = FIGURE_CAPTIONS[key]
+        caption = captions[key]
         lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
     return lines
 

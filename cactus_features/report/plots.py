@@ -120,7 +120,7 @@ HISTORY_PANELS: tuple[tuple[str, str], ...] = (
 
 
 def history_figure(
-    labels: Sequence[str], histories: Sequence[Mapping[str, np.ndarray]]
+    labels: Sequence[str], histories: Sequence[Mapping[str, np.ndarray]], *, subject: str = ""
 ) -> Figure | None:
     """Training and validation curves per epoch, one panel per quantity.
 
@@ -128,6 +128,8 @@ def history_figure(
         labels: Backbone labels.
         histories: Per-epoch curves of each backbone (``train_loss``, ``val_loss``,
             ``val_auc``; missing ones are skipped).
+        subject: What the curves are about, appended to the title (e.g.
+            ``"positive class: cactus"``).
 
     Returns:
         The figure, or ``None`` when no run recorded any of these curves.
@@ -155,7 +157,10 @@ def history_figure(
         ncols=min(4, len(seen)),
         fontsize="small",
     )
-    fig.suptitle("Head training curves (the same head trained on each backbone's embeddings)")
+    suffix = f"; {subject}" if subject else ""
+    fig.suptitle(
+        f"Head training curves (the same head trained on each backbone's embeddings{suffix})"
+    )
     return fig
 
 
@@ -164,6 +169,7 @@ def grid_figure(
     grids: Sequence[tuple[Sequence[float], Sequence[float], Sequence[float], float | None]],
     *,
     param: str = "L2 strength",
+    subject: str = "",
 ) -> Figure | None:
     """Validation loss and AUC over each backbone's regularisation grid (log x axis).
 
@@ -172,6 +178,8 @@ def grid_figure(
         grids: Per backbone ``(strengths, val_loss, val_auc, chosen strength)``; empty
             strengths for a run without a grid (skipped).
         param: The x-axis label.
+        subject: What the scores are about, appended to the title (e.g.
+            ``"positive class: cactus"``).
 
     Returns:
         The figure, or ``None`` when no run has a grid.
@@ -199,7 +207,8 @@ def grid_figure(
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncols=min(4, len(names)),
                fontsize="small")  # fmt: skip
-    fig.suptitle("Tuned protocol: validation scores over the grid (circle: chosen strength)")
+    title = "Tuned protocol: validation scores over the grid (circle: chosen strength)"
+    fig.suptitle(f"{title}; {subject}" if subject else title)
     return fig
 
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.metrics.conftest import make_run, new_run
+from tests.metrics.conftest import make_run, new_class_run, new_run
 
-__all__ = ["make_run", "new_run"]
+__all__ = ["make_run", "new_class_run", "new_run"]

@@ -53,6 +53,7 @@ def test_report_files(three_runs, tmp_path) -> None:
         assert 0.0 <= float(r["delong_p"]) <= 1.0
         assert 0.0 <= float(r["mcnemar_p"]) <= 1.0
         assert float(r["diff_roc_auc"]) == pytest.approx(float(r["auc_a"]) - float(r["auc_b"]))
+        assert r["positive_class"] == "cactus"
 
     eff = _read_csv(out / "efficiency.csv")
     assert [r["backbone"] for r in eff] == [b.label for b in c.backbones]
