@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from cactus_features.backbones.preprocessing import Preprocessing, choose_normalization
 from cactus_features.backbones.registry import (
     BackboneSpec,
     build_architecture,
@@ -91,6 +92,7 @@ class FrozenBackbone(nn.Module):
         self.precision = precision
         self.channels_last = channels_last
         self.compiled = bool(compile)
+        self._stats = (tuple(float(v) for v in mean), tuple(float(v) for v in std))
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         if channels_last:
@@ -103,6 +105,11 @@ class FrozenBackbone(nn.Module):
     def device(self) -> torch.device:
         """Device the model lives on."""
         return self.mean.device
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """What :meth:`preprocess` applies (the cache key records the same)."""
+        return Preprocessing(*self._stats, self.spec.interpolation)
 
     @property
     def num_features(self) -> int:
@@ -267,16 +274,9 @@ def build_backbone(
         model = build_architecture(name)
     loaded = load_weights(model, name, weights, weights_file)
     strip_classifier(model)
-    if normalization == "weights":
-        mean, std = loaded.mean, loaded.std
-    elif normalization == "dataset":
-        if dataset_stats is None:
-            raise ConfigError("normalization 'dataset' needs the training split's statistics")
-        mean, std = dataset_stats
-    elif normalization == "none":
-        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    else:
-        raise ConfigError(f"--normalization {normalization!r}: use weights, dataset or none")
+    if normalization == "dataset" and dataset_stats is None:
+        raise ConfigError("normalization 'dataset' needs the training split's statistics")
+    mean, std = choose_normalization(normalization, (loaded.mean, loaded.std), dataset_stats)
     if channels_last is None:
         channels_last = dev.type in ("cuda", "cpu")
     return FrozenBackbone(

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cactus_features.backbones.preprocessing import Preprocessing, choose_normalization
 from cactus_features.backbones.registry import get_spec
-from cactus_features.backbones.weights import describe_weights
+from cactus_features.backbones.weights import describe_weights, weights_stats
 from cactus_features.data.readers import read_dataset
 from cactus_features.data.split import SplitConfig
 from cactus_features.data.table import ImageTable
@@ -152,7 +153,11 @@ class ExtractConfig:
         """The cache key of one backbone: everything that determines its embeddings.
 
         The key's JSON (and so :func:`~cactus_features.store.format.key_hash` and the
-        file name) must not change for the same inputs, or existing caches miss.
+        file name) must not change for the same inputs, or existing caches miss. It
+        records the pre-processing that is applied (numeric mean/std, interpolation,
+        antialiasing, resize policy and the pre-processing version, see
+        :class:`~cactus_features.backbones.preprocessing.Preprocessing`), so entries
+        written before that was recorded (or by other pre-processing code) never match.
 
         Args:
             request: The backbone.
@@ -160,7 +165,7 @@ class ExtractConfig:
             precision: The resolved precision (``fp32``, ``bf16``, ``fp16``).
 
         Raises:
-            ConfigError: Unknown backbone or a resolution below 1.
+            ConfigError: Unknown backbone or normalisation, or a resolution below 1.
             WeightsError: Unknown weights or missing weights file.
         """
         spec = get_spec(request.name)
@@ -170,6 +175,11 @@ class ExtractConfig:
             )
         res = int(request.resolution if request.resolution is not None else spec.default_resolution)
         w_label, w_sha = describe_weights(request.name, request.weights, request.weights_file)
+        mean, std = choose_normalization(
+            self.normalization,
+            weights_stats(request.name, request.weights, request.weights_file),
+            None,
+        )
         return {
             "backbone": request.name,
             "weights": w_label,
@@ -177,6 +187,7 @@ class ExtractConfig:
             "init_seed": 0 if w_label == "random init" else None,
             "resolution": res,
             "normalization": self.normalization,
+            "preprocessing": Preprocessing(mean, std, spec.interpolation).as_key(),
             "precision": precision,
             "dtype": self.dtype,
             "dataset_fingerprint": dataset_fingerprint,
