@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from contextlib import nullcontext
 from pathlib import Path
@@ -18,6 +19,7 @@ from cactus_features.backbones.registry import (
     get_spec,
     strip_classifier,
 )
+from cactus_features.backbones.stages import FeatureSelection, select_features
 from cactus_features.backbones.weights import LoadedWeights, load_weights
 from cactus_features.errors import ConfigError
 
@@ -229,6 +231,7 @@ def build_backbone(
     device: str | torch.device | None = None,
     init_seed: int = 0,
     compile: bool = False,
+    features: str = "last",
 ) -> FrozenBackbone:
     """Build a frozen feature extractor from the registry.
 
@@ -247,6 +250,8 @@ def build_backbone(
         device: Where to run; see :func:`resolve_device`.
         init_seed: Seed of the random initialisation (used when no weights are loaded).
         compile: Wrap the model in ``torch.compile``.
+        features: Which layer the embedding is pooled from (``last``, ``stage-K``,
+            ``concatN``; see :mod:`cactus_features.backbones.stages`).
 
     Returns:
         The frozen backbone, in eval mode, on its device.
@@ -274,6 +279,12 @@ def build_backbone(
         model = build_architecture(name)
     loaded = load_weights(model, name, weights, weights_file)
     strip_classifier(model)
+    selection = FeatureSelection.parse(features)
+    if selection.stages:
+        model = select_features(model.eval(), selection)
+        with torch.no_grad():
+            dim = model(torch.zeros(1, 3, spec.min_resolution, spec.min_resolution)).shape[1]
+        spec = dataclasses.replace(spec, dim=int(dim))
     if normalization == "dataset" and dataset_stats is None:
         raise ConfigError("normalization 'dataset' needs the training split's statistics")
     mean, std = choose_normalization(normalization, (loaded.mean, loaded.std), dataset_stats)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from cactus_features.backbones.preprocessing import Preprocessing, choose_normalization
-from cactus_features.backbones.registry import get_spec
+from cactus_features.backbones.registry import build_on_meta, get_spec
+from cactus_features.backbones.stages import LAST, FeatureSelection, select_features
 from cactus_features.backbones.weights import describe_weights, weights_stats
 from cactus_features.data.readers import read_dataset
 from cactus_features.data.split import SplitConfig
@@ -29,12 +30,15 @@ class BackboneRequest:
         weights: Weights name (``DEFAULT``, ``IMAGENET1K_V2``, ...) or ``none``.
         weights_file: Local state dict to load instead.
         resolution: Input side; ``None`` means the weights' training resolution.
+        features: Which layer the embedding is pooled from: ``last`` (default),
+            ``stage-K`` or ``concatN`` (see :mod:`cactus_features.backbones.stages`).
     """
 
     name: str
     weights: str | None = "DEFAULT"
     weights_file: str | None = None
     resolution: int | None = None
+    features: str = "last"
 
     @classmethod
     def parse(
@@ -45,10 +49,14 @@ class BackboneRequest:
         weights_file: str | None = None,
         resolution: int | None = None,
     ) -> BackboneRequest:
-        """Parse ``name[@resolution]``, e.g. ``efficientnet_lite0@128``; others from defaults."""
+        """Parse ``name[@resolution][+features]``, e.g. ``efficientnet_lite0@64+stage-2``.
+
+        The rest comes from the defaults.
+        """
         if isinstance(text, BackboneRequest):
             return text
-        name, _, res = str(text).partition("@")
+        text, _, features = str(text).partition("+")
+        name, _, res = text.partition("@")
         if res:
             try:
                 resolution = int(res.removesuffix("px"))
@@ -56,7 +64,8 @@ class BackboneRequest:
                 raise ConfigError(
                     f"backbone {text!r}: resolution after '@' must be a number"
                 ) from None
-        return cls(name.strip(), weights, weights_file, resolution)
+        selection = FeatureSelection.parse(features.strip() or None)
+        return cls(name.strip(), weights, weights_file, resolution, selection.text)
 
 
 @dataclass(frozen=True)
@@ -174,6 +183,9 @@ class ExtractConfig:
                 f"{request.name}: resolution {request.resolution} must be at least 1 px"
             )
         res = int(request.resolution if request.resolution is not None else spec.default_resolution)
+        selection = FeatureSelection.parse(request.features)
+        if selection.text != LAST:
+            select_features(build_on_meta(request.name), selection)  # refuses what cannot be cut
         w_label, w_sha = describe_weights(request.name, request.weights, request.weights_file)
         mean, std = choose_normalization(
             self.normalization,
@@ -194,5 +206,7 @@ class ExtractConfig:
             "fingerprint_mode": self.fingerprint,
             "split": self.split_config.as_dict(),
             "skip_bad_images": bool(self.skip_bad_images),
-            "name": f"{request.name}@{res}",
+            "features": selection.text,
+            "name": f"{request.name}@{res}"
+            + ("" if selection.text == LAST else f"+{selection.text}"),
         }

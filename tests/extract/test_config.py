@@ -21,20 +21,21 @@ FP = "0123456789abcdef" * 4
 # (config, backbone, key hash, file name, hash of the same key before preprocessing
 # version 2). The key hash must not change for the same inputs or every existing cache
 # misses; these pins were updated once, deliberately, when the key began to record
-# the applied pre-processing (the old hashes are those of commit 51acb33's inline key code).
+# the applied pre-processing and the feature selection (the old hashes are those of commit
+# 51acb33's inline key code).
 PINNED = [
     (
         dict(weights="IMAGENET1K_V1"),
         "resnet18@32",
-        "b861c1a4d205",
-        "resnet18_IMAGENET1K_V1_32px_weights_fp32_b861c1a4d205.h5",
+        "a788bde7edfd",
+        "resnet18_IMAGENET1K_V1_32px_weights_fp32_a788bde7edfd.h5",
         "5a85e0467da3",
     ),
     (
         dict(weights="IMAGENET1K_V1"),
         "resnet50",
-        "83ac5ea5ca9e",
-        "resnet50_IMAGENET1K_V1_224px_weights_fp32_83ac5ea5ca9e.h5",
+        "89565e147410",
+        "resnet50_IMAGENET1K_V1_224px_weights_fp32_89565e147410.h5",
         "7f78677bf131",
     ),
     (
@@ -48,8 +49,8 @@ PINNED = [
             resolution=40,
         ),
         "efficientnet_lite0",
-        "35ee40d3d2ee",
-        "efficientnet_lite0_random-init_40px_dataset_fp32_35ee40d3d2ee.h5",
+        "6669a41feffb",
+        "efficientnet_lite0_random-init_40px_dataset_fp32_6669a41feffb.h5",
         "ab6c3d6fdef2",
     ),
 ]
@@ -73,8 +74,8 @@ def test_entries_written_before_preprocessing_was_recorded_never_match(
     options, backbone, digest, filename, old
 ):
     key = _key(backbone, **options)
-    before = {k: v for k, v in key.items() if k != "preprocessing"}
-    assert key_hash(before) == old  # the old key is exactly today's minus that field
+    before = {k: v for k, v in key.items() if k not in ("preprocessing", "features")}
+    assert key_hash(before) == old  # the old key is exactly today's minus those fields
     assert key_hash(key) != old
     assert key["preprocessing"]["version"] == PREPROCESSING_VERSION == 2
 
@@ -118,6 +119,22 @@ def test_a_change_of_any_preprocessing_field_is_another_entry(monkeypatch, chang
     other = _key(weights="none")
     assert other["preprocessing"] != base["preprocessing"]
     assert key_hash(other) != key_hash(base)
+
+
+def test_feature_selection_is_part_of_the_key():
+    last, stage = _key(weights="none"), _key("resnet18@32+stage-2", weights="none")
+    assert (last["features"], stage["features"]) == ("last", "stage-2")
+    assert stage["name"] == "resnet18@32+stage-2" and last["name"] == "resnet18@32"
+    name = entry_path(Path("c"), "d", stage).name
+    assert name == f"resnet18_random-init_32px_stage-2_weights_fp32_{key_hash(stage)}.h5"
+    assert key_hash(last) != key_hash(stage) != key_hash(_key("resnet18@32+concat2"))
+    assert BackboneRequest.parse("resnet18+concat2").features == "concat2"
+    with pytest.raises(ConfigError, match="features 'layer3': use last, stage-K"):
+        BackboneRequest.parse("resnet18@32+layer3")
+    with pytest.raises(ConfigError, match="ResNet has 4 stages"):
+        _key("resnet18@32+stage-5", weights="none")
+    with pytest.raises(ConfigError, match="VisionTransformer: no stages"):
+        _key("vit_b_16+stage-2", weights="none")
 
 
 def test_key_preprocessing_is_what_the_built_backbone_applies():

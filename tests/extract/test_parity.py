@@ -10,7 +10,8 @@ replaced by the identity.
 Tolerance: every difference is float32 rounding (eps 1.2e-7) reordered by the
 folding, the layout and the fused normalisation, accumulated over 20-50 layers.
 Measured here: cosine > 1 - 1e-9 and max relative error (max |a - b| / max |b|,
-per image) 1.4e-6 to 4.0e-6 over the 16 images, per model. The test allows
+per image) 1.4e-6 to 4.0e-6 over the 16 images, per model (also for the pooled
+output of an earlier stage, ``+stage-2``). The test allows
 1 - 1e-6 and 1e-4, 25 times the largest error seen, which still fails for any real
 pre-processing difference (measured: ImageNet mean/std instead of the Lite ones:
 cosine 0.70, relative error 0.61; no antialiasing when shrinking: cosine 0.97,
@@ -94,30 +95,49 @@ def _reference(model: nn.Module, arrays: dict[str, np.ndarray], mean, std) -> np
 
 
 def _plain(name: str, tmp_path: Path) -> tuple[nn.Module, str, str | None, tuple]:
-    """``(reference model, weights, weights file, (mean, std))`` for one backbone."""
+    """``(reference model, weights, weights file, (mean, std))`` for one backbone.
+
+    ``+stage-2`` (the stage before the last) is the model with its last stage replaced
+    by the identity, so its own pooling applies to the stage before.
+    """
+    name, _, features = name.partition("+")
     if name == "efficientnet_lite0":
         model = build_lite_architecture(LITE0)
         load_lite_weights(model, packaged_weights_file(LITE0), LITE0, expected_sha256=None)
-        model.classifier = nn.Identity()
-        return model.eval(), "DEFAULT", None, (LITE0.weights.mean, LITE0.weights.std)
-    model = _calibrated(getattr(torchvision.models, name)(), seed=1)
-    path = tmp_path / f"{name}.pth"
-    torch.save(model.state_dict(), path)
+        weights, path, stats = "DEFAULT", None, (LITE0.weights.mean, LITE0.weights.std)
+    else:
+        model = _calibrated(getattr(torchvision.models, name)(), seed=1)
+        path = tmp_path / f"{name}.pth"
+        torch.save(model.state_dict(), path)
+        weights, stats = "none", (IMAGENET_MEAN, IMAGENET_STD)
     if name.startswith("resnet"):
         model.fc = nn.Identity()
+        if features == "stage-2":
+            model.layer4 = nn.Identity()
     else:
         model.classifier = nn.Identity()
-    return model, "none", str(path), (IMAGENET_MEAN, IMAGENET_STD)
+        if features == "stage-2":
+            model.features[-1] = nn.Identity()
+    return model.eval(), weights, path and str(path), stats
 
 
 @pytest.mark.filterwarnings("ignore::cactus_features.extract.api.CollapsedFeaturesWarning")
-@pytest.mark.parametrize("name", ["resnet18", "efficientnet_b0", "efficientnet_lite0"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet18",
+        "efficientnet_b0",
+        "efficientnet_lite0",
+        "resnet18+stage-2",
+        "efficientnet_lite0+stage-2",
+    ],
+)
 def test_extractor_equals_a_plain_eval_forward(name, tmp_path):
     folder, labels, arrays = _images(tmp_path / "data")
     model, weights, weights_file, (mean, std) = _plain(name, tmp_path)
     (fs,) = extract_features(
         folder,
-        f"{name}@{SIDE}",
+        name.replace("+", f"@{SIDE}+") if "+" in name else f"{name}@{SIDE}",
         labels=labels,
         weights=weights,
         weights_file=weights_file,
