@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from contextlib import nullcontext
 from pathlib import Path
@@ -11,12 +12,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from cactus_features.backbones.preprocessing import Preprocessing, choose_normalization
 from cactus_features.backbones.registry import (
     BackboneSpec,
     build_architecture,
     get_spec,
     strip_head,
 )
+from cactus_features.backbones.stages import FeatureSelection, select_features
 from cactus_features.backbones.weights import LoadedWeights, load_weights
 from cactus_features.errors import ConfigError
 
@@ -91,6 +94,7 @@ class FrozenBackbone(nn.Module):
         self.precision = precision
         self.channels_last = channels_last
         self.compiled = bool(compile)
+        self._stats = (tuple(float(v) for v in mean), tuple(float(v) for v in std))
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         if channels_last:
@@ -103,6 +107,11 @@ class FrozenBackbone(nn.Module):
     def device(self) -> torch.device:
         """Device the model lives on."""
         return self.mean.device
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """What :meth:`preprocess` applies (the cache key records the same)."""
+        return Preprocessing(*self._stats, self.spec.interpolation)
 
     @property
     def num_features(self) -> int:
@@ -225,6 +234,7 @@ def build_backbone(
     device: str | torch.device | None = None,
     init_seed: int = 0,
     compile: bool = False,
+    features: str = "last",
 ) -> FrozenBackbone:
     """Build a frozen feature extractor from the registry.
 
@@ -243,6 +253,8 @@ def build_backbone(
         device: Where to run; see :func:`resolve_device`.
         init_seed: Seed of the random initialisation (used when no weights are loaded).
         compile: Wrap the model in ``torch.compile``.
+        features: Which layer the embedding is pooled from (``last``, ``stage-K``,
+            ``concatN``; see :mod:`cactus_features.backbones.stages`).
 
     Returns:
         The frozen backbone, in eval mode, on its device.
@@ -270,16 +282,15 @@ def build_backbone(
         model = build_architecture(name)
     loaded = load_weights(model, name, weights, weights_file)
     strip_head(name, model)
-    if normalization == "weights":
-        mean, std = loaded.mean, loaded.std
-    elif normalization == "dataset":
-        if dataset_stats is None:
-            raise ConfigError("normalization 'dataset' needs the training split's statistics")
-        mean, std = dataset_stats
-    elif normalization == "none":
-        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    else:
-        raise ConfigError(f"--normalization {normalization!r}: use weights, dataset or none")
+    selection = FeatureSelection.parse(features)
+    if selection.stages:
+        model = select_features(model.eval(), selection)
+        with torch.no_grad():
+            dim = model(torch.zeros(1, 3, spec.min_resolution, spec.min_resolution)).shape[1]
+        spec = dataclasses.replace(spec, dim=int(dim))
+    if normalization == "dataset" and dataset_stats is None:
+        raise ConfigError("normalization 'dataset' needs the training split's statistics")
+    mean, std = choose_normalization(normalization, (loaded.mean, loaded.std), dataset_stats)
     if channels_last is None:
         channels_last = dev.type in ("cuda", "cpu")
     return FrozenBackbone(

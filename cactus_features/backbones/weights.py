@@ -121,6 +121,23 @@ def describe_weights(
     return (RANDOM_LABEL, "") if named is None else (named.label, named.sha256)
 
 
+def weights_stats(
+    name: str, weights: str | None, weights_file: str | Path | None = None
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """The ``(mean, std)`` that belong to the requested weights, without loading them.
+
+    Named weights carry the statistics they were trained with; random
+    initialisation and local files take the backbone's (its spec's), as
+    :func:`load_weights` does.
+
+    Raises:
+        WeightsError: Unknown weights name.
+    """
+    spec = get_spec(name)
+    named = None if weights_file is not None else _named(name, weights)
+    return (spec.mean, spec.std) if named is None else (named.mean, named.std)
+
+
 def weights_unavailable(
     name: str,
     weights: str | None,

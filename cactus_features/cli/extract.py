@@ -16,7 +16,8 @@ from cactus_features.cli.options import DATA_OPTIONS, apply, setup_logging
     "backbones",
     multiple=True,
     required=True,
-    help="Registry name, optionally NAME@RESOLUTION; repeat for several (decoded once for all).",
+    help="Registry name, optionally NAME@RESOLUTION[+FEATURES] (FEATURES: last, stage-K, "
+    "concatN); repeat for several (decoded once for all).",
 )
 @click.option(
     "--weights",

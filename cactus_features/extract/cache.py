@@ -46,13 +46,16 @@ def _slug(text: str) -> str:
 
 def entry_path(cache_dir: Path, dataset_dir: str, key: dict[str, Any]) -> Path:
     """Readable file name of a cache entry, e.g.
-    ``cache/aerial-cactus-train-1a2b3c4d/resnet50_IMAGENET1K_V2_224px_weights_fp32_<hash>.h5``.
+    ``cache/aerial-cactus-train-1a2b3c4d/resnet50_IMAGENET1K_V2_224px_weights_fp32_<hash>.h5``
+    (a feature selection other than ``last`` follows the resolution: ``..._64px_stage-2_...``).
     """
+    features = key.get("features", "last")
     stem = "_".join(
         [
             _slug(key["backbone"]),
             _slug(key["weights"]),
             f"{key['resolution']}px",
+            *([] if features == "last" else [_slug(features)]),
             _slug(key["normalization"]),
             _slug(key["precision"]),
             key_hash(key),

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cactus_features.backbones.registry import get_spec
-from cactus_features.backbones.weights import describe_weights
+from cactus_features.backbones.preprocessing import Preprocessing, choose_normalization
+from cactus_features.backbones.registry import build_on_meta, get_spec
+from cactus_features.backbones.stages import LAST, FeatureSelection, select_features
+from cactus_features.backbones.weights import describe_weights, weights_stats
 from cactus_features.data.classes import MULTILABEL
 from cactus_features.data.readers import read_dataset
 from cactus_features.data.split import SplitConfig
@@ -29,12 +31,15 @@ class BackboneRequest:
         weights: Weights name (``DEFAULT``, ``IMAGENET1K_V2``, ...) or ``none``.
         weights_file: Local state dict to load instead.
         resolution: Input side; ``None`` means the weights' training resolution.
+        features: Which layer the embedding is pooled from: ``last`` (default),
+            ``stage-K`` or ``concatN`` (see :mod:`cactus_features.backbones.stages`).
     """
 
     name: str
     weights: str | None = "DEFAULT"
     weights_file: str | None = None
     resolution: int | None = None
+    features: str = "last"
 
     @classmethod
     def parse(
@@ -45,10 +50,14 @@ class BackboneRequest:
         weights_file: str | None = None,
         resolution: int | None = None,
     ) -> BackboneRequest:
-        """Parse ``name[@resolution]``, e.g. ``efficientnet_lite0@128``; others from defaults."""
+        """Parse ``name[@resolution][+features]``, e.g. ``efficientnet_lite0@64+stage-2``.
+
+        The rest comes from the defaults.
+        """
         if isinstance(text, BackboneRequest):
             return text
-        name, _, res = str(text).partition("@")
+        text, _, features = str(text).partition("+")
+        name, _, res = text.partition("@")
         if res:
             try:
                 resolution = int(res.removesuffix("px"))
@@ -56,7 +65,8 @@ class BackboneRequest:
                 raise ConfigError(
                     f"backbone {text!r}: resolution after '@' must be a number"
                 ) from None
-        return cls(name.strip(), weights, weights_file, resolution)
+        selection = FeatureSelection.parse(features.strip() or None)
+        return cls(name.strip(), weights, weights_file, resolution, selection.text)
 
 
 @dataclass(frozen=True)
@@ -160,7 +170,11 @@ class ExtractConfig:
         """The cache key of one backbone: everything that determines its embeddings.
 
         The key's JSON (and so :func:`~cactus_features.store.format.key_hash` and the
-        file name) must not change for the same inputs, or existing caches miss.
+        file name) must not change for the same inputs, or existing caches miss. It
+        records the pre-processing that is applied (numeric mean/std, interpolation,
+        antialiasing, resize policy and the pre-processing version, see
+        :class:`~cactus_features.backbones.preprocessing.Preprocessing`), so entries
+        written before that was recorded (or by other pre-processing code) never match.
 
         Args:
             request: The backbone.
@@ -171,7 +185,7 @@ class ExtractConfig:
                 task kind; single-label keys have neither, so they are unchanged.
 
         Raises:
-            ConfigError: Unknown backbone or a resolution below 1.
+            ConfigError: Unknown backbone or normalisation, or a resolution below 1.
             WeightsError: Unknown weights or missing weights file.
         """
         spec = get_spec(request.name)
@@ -180,7 +194,15 @@ class ExtractConfig:
                 f"{request.name}: resolution {request.resolution} must be at least 1 px"
             )
         res = int(request.resolution if request.resolution is not None else spec.default_resolution)
+        selection = FeatureSelection.parse(request.features)
+        if selection.text != LAST:
+            select_features(build_on_meta(request.name), selection)  # refuses what cannot be cut
         w_label, w_sha = describe_weights(request.name, request.weights, request.weights_file)
+        mean, std = choose_normalization(
+            self.normalization,
+            weights_stats(request.name, request.weights, request.weights_file),
+            None,
+        )
         key = {
             "backbone": request.name,
             "weights": w_label,
@@ -188,13 +210,16 @@ class ExtractConfig:
             "init_seed": 0 if w_label == "random init" else None,
             "resolution": res,
             "normalization": self.normalization,
+            "preprocessing": Preprocessing(mean, std, spec.interpolation).as_key(),
             "precision": precision,
             "dtype": self.dtype,
             "dataset_fingerprint": dataset_fingerprint,
             "fingerprint_mode": self.fingerprint,
             "split": self.split_config.as_dict(),
             "skip_bad_images": bool(self.skip_bad_images),
-            "name": f"{request.name}@{res}",
+            "features": selection.text,
+            "name": f"{request.name}@{res}"
+            + ("" if selection.text == LAST else f"+{selection.text}"),
         }
         if labels is not None:
             key.update(task=MULTILABEL, label_spec=labels)

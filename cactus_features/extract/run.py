@@ -58,6 +58,7 @@ def build_jobs(plan: ExtractPlan, rows: CheckedRows, entries: list[Entry]) -> li
             channels_last=config.channels_last,
             device=plan.device,
             compile=config.compile,
+            features=entry.key["features"],
         )
         build_seconds = time.perf_counter() - t_build
         parts = PartStore.for_entry(

@@ -1,13 +1,17 @@
 """Re-checking cache files: format, completeness, checksum, finiteness, staleness.
 
 The file's contents are checked by :mod:`cactus_features.store.verify`; this module
-adds the one check that needs the data: whether the dataset changed since extraction.
+adds the checks against this library and the data: whether the entry was written
+with the pre-processing this library applies (an entry written before it was
+recorded in the key is never served again), and whether the dataset changed since
+extraction.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from cactus_features.backbones.preprocessing import PREPROCESSING_VERSION, stale_reason
 from cactus_features.data.multilabel import label_spec
 from cactus_features.data.readers import read_dataset
 from cactus_features.errors import UserError
@@ -19,8 +23,10 @@ def verify_file(path: str | Path, *, check_dataset: bool = True) -> VerifyReport
     """Verify one cache file.
 
     Checks the format version, the completion flag, that the arrays agree in
-    length, the embeddings checksum, that every value is finite, and (when the
-    data folder is still there) that the dataset has not changed since extraction.
+    length, the embeddings checksum, that every value is finite, that the entry's
+    pre-processing is the one this library applies (else it is stale: never served
+    again), and (when the data folder is still there) that the dataset has not
+    changed since extraction.
     Nothing in the file is unpickled: HDF5 attributes are JSON text or scalars.
 
     Args:
@@ -32,7 +38,14 @@ def verify_file(path: str | Path, *, check_dataset: bool = True) -> VerifyReport
     """
     report = VerifyReport(Path(path))
     found = check_contents(report)
-    if found is not None and check_dataset:
+    if found is None:
+        return report
+    reason = stale_reason(found[0])
+    if reason is None:
+        report.notes.append(f"preprocessing version {PREPROCESSING_VERSION}")
+    else:
+        report.fail(reason)
+    if check_dataset:
         _check_stale(report, *found)
     return report
 

@@ -132,6 +132,7 @@ def load_study(path: str | Path) -> StudyConfig:
                 b.get("weights", "DEFAULT"),
                 resolve(b.get("weights_file")),
                 b.get("resolution"),
+                b.get("features", "last"),
             )
         )
     split = raw.get("split", {})

@@ -94,7 +94,13 @@ def predict_folder(
             )
         (new,) = extract_features(
             data,
-            BackboneRequest(key["backbone"], weights or "none", weights_file, key["resolution"]),
+            BackboneRequest(
+                key["backbone"],
+                weights or "none",
+                weights_file,
+                key["resolution"],
+                key.get("features", "last"),
+            ),
             layout="unlabelled",
             normalization=key["normalization"],
             precision=key["precision"],

@@ -253,7 +253,11 @@ def test_importing_the_registry_does_not_import_timm():
 def test_listing_filters_by_source_and_pattern():
     timm_names = list_backbones("timm")
     assert len(timm_names) == len(timm.list_models()) and "timm/resnet18" in timm_names
-    assert list_backbones("lite") == ["efficientnet_lite0"]
+    assert list_backbones("lite") == [
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+    ]
     assert list_backbones("torchvision", "resnet1*") == ["resnet101", "resnet152", "resnet18"]
     assert "timm/resnet18" in list_backbones(pattern="*resnet18")
     with pytest.raises(ConfigError, match="--source 'keras'"):

@@ -1,10 +1,12 @@
-"""Files written by the pre-refactor code (commit 51acb33) are read, verified and served unchanged.
+"""Files written by the pre-refactor code (commit 51acb33): read and verified; old entries stale.
 
 The fixture in ``tests/fixtures/format1`` was made by ``make_fixture.py`` at that commit: a
 120-image dataset, its ``resnet18@32`` (random init) cache entry and two linear-head run files,
 plus what that code's ``compare`` printed and wrote for the two runs
 (``expected_compare.txt`` since gained two things only, both "—" for these old runs: the
-efficiency table's One-off s column and the probe-protocol table, issue 13).
+efficiency table's One-off s column and the probe-protocol table, issue 13). Its cache entry
+was written before cache keys recorded the applied pre-processing, so it is never served
+again: a new request writes a new entry beside it, and ``verify`` calls it stale.
 """
 
 from __future__ import annotations
@@ -47,13 +49,21 @@ def test_old_cache_file_loads(legacy: Path) -> None:
     assert len(fs.ids) == 120
 
 
-def test_old_cache_file_verifies(legacy: Path) -> None:
+STALE = (
+    "stale: written without recorded preprocessing (before preprocessing version 2); "
+    "it is never served again, extract again"
+)
+
+
+def test_old_cache_file_verifies_intact_but_stale(legacy: Path) -> None:
     report = verify_file(_entry(legacy))
-    assert report.ok, report.problems
     assert "checksum ok" in report.notes
+    assert "dataset unchanged" in report.notes
+    assert not report.ok
+    assert report.problems == [STALE]
 
 
-def test_old_cache_file_is_a_hit_for_the_same_request(legacy: Path) -> None:
+def test_old_cache_file_is_not_served_for_the_same_request(legacy: Path) -> None:
     entry = _entry(legacy)
     before = {p: p.read_bytes() for p in legacy.rglob("*") if p.is_file()}
     (fs,) = extract_features(
@@ -65,9 +75,13 @@ def test_old_cache_file_is_a_hit_for_the_same_request(legacy: Path) -> None:
         device="cpu",
         quiet=True,
     )
-    assert Path(fs.path) == entry
+    new = Path(fs.path)
+    assert new != entry and new.parent == entry.parent  # a new entry beside the old one
+    assert fs.key["preprocessing"]["version"] == 2
+    assert verify_file(new).ok
     after = {p: p.read_bytes() for p in legacy.rglob("*") if p.is_file()}
-    assert after == before  # nothing written, nothing rewritten
+    assert {p: after[p] for p in before} == before  # the old files are untouched
+    assert verify_file(entry).problems == [STALE]
 
 
 def test_old_run_files_load_and_compare_as_before(legacy: Path, tmp_path: Path) -> None:

