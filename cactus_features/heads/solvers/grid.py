@@ -344,7 +344,11 @@ class GridSolver:
             "linear.bias": np.array([best.bias], dtype=np.float32),
         }
         state.update({LAST_PREFIX + name: v.copy() for name, v in list(state.items())})
-        history = best.history or {n: np.array([v]) for n, v in _final(best).items()}
+        if not best.history or not len(next(iter(best.history.values()))):
+            # No iteration ran (the start already met the tolerance, e.g. constant features).
+            history = {n: np.array([v]) for n, v in _final(best).items()}
+        else:
+            history = best.history
         steps = max(1, len(next(iter(history.values()))))
         return Fit(
             history={
