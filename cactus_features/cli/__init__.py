@@ -12,15 +12,17 @@ import sys
 import click
 
 from cactus_features._version import __version__
+from cactus_features.cli.display import one_line_warnings
 from cactus_features.errors import UserError
 
 
 class _Group(click.Group):
-    """A click group that turns user errors into one line and exit code 2."""
+    """A click group: user errors as one line and exit code 2, warnings as one line each."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            with one_line_warnings():
+                return super().invoke(ctx)
         except UserError as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(exc.exit_code)
