@@ -41,9 +41,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from cactus_features.cli import compare, extract, study, train
+    from cactus_features.cli import compare, extract, study, tools, train
 
-    for module in (extract, train, compare, study):
+    for module in (extract, train, compare, study, tools):
         for command in module.COMMANDS:
             cli.add_command(command)
 
