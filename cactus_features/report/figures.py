@@ -7,16 +7,20 @@ name and a caption).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from matplotlib.figure import Figure
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from cactus_features.metrics.core import cumulative_counts
 from cactus_features.metrics.results import Comparison
-from cactus_features.report import plots
+from cactus_features.notices import warn
 from cactus_features.report.formatting import rule_description, rule_short
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class FigureSpec:
 
 
 def _roc(c: Comparison) -> Figure:
+    plots = _plots()
     rows = c.rows()
     operating = [
         (1.0 - r.confusion.rates()["specificity"], r.confusion.rates()["recall"]) for r in rows
@@ -49,6 +54,7 @@ def _roc(c: Comparison) -> Figure:
 
 
 def _precision_recall(c: Comparison) -> Figure:
+    plots = _plots()
     return plots.precision_recall_figure(
         [b.label for b in c.backbones],
         [cumulative_counts(c.test_is_pos, b.test_score) for b in c.backbones],
@@ -57,10 +63,12 @@ def _precision_recall(c: Comparison) -> Figure:
 
 
 def _training_curves(c: Comparison) -> Figure | None:
+    plots = _plots()
     return plots.history_figure([b.label for b in c.backbones], [b.history for b in c.backbones])
 
 
 def _confusion_matrices(c: Comparison) -> Figure:
+    plots = _plots()
     return plots.confusion_figure(
         [b.label for b in c.backbones],
         [r.confusion for r in c.rows()],
@@ -100,8 +108,32 @@ FIGURE_CAPTIONS: dict[str, str] = {key: spec.caption for key, spec in FIGURE_SPE
 """Caption of each figure in ``report.md``."""
 
 
+def _plots() -> ModuleType:
+    """:mod:`~cactus_features.report.plots` (and so matplotlib), imported when drawing."""
+    from cactus_features.report import plots
+
+    return plots
+
+
+@functools.cache
+def _say_no_figures(reason: str) -> None:
+    """Warn, once per process, that reports are written without figures."""
+    warn(
+        f"matplotlib cannot be imported ({reason}): reports are written without figures; "
+        "pip install 'matplotlib>=3.7' for them"
+    )
+
+
 def write_figures(comparison: Comparison, out: Path) -> dict[str, str]:
-    """Draw and save every figure; returns ``{figure: file name}`` of those written."""
+    """Draw and save every figure; returns ``{figure: file name}`` of those written.
+
+    Without matplotlib nothing is drawn (said once) and the report has no figures.
+    """
+    try:
+        plots = _plots()
+    except ImportError as exc:
+        _say_no_figures(str(exc))
+        return {}
     written: dict[str, str] = {}
     for key, spec in FIGURE_SPECS.items():
         fig = spec.draw(comparison)
