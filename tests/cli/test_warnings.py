@@ -128,9 +128,10 @@ def test_the_cli_shows_each_warning_as_one_line(capfd):
 
 def test_library_warnings_share_one_base_class():
     assert issubclass(CollapsedFeaturesWarning, CactusFeaturesWarning)
+    import cactus_features
     from cactus_features.extract.api import CollapsedFeaturesWarning as exported
 
-    assert exported is CollapsedFeaturesWarning
+    assert exported is cactus_features.CollapsedFeaturesWarning is CollapsedFeaturesWarning
 
 
 def test_cli_extract_hit_and_train_each_print_the_collapse_once(data, tmp_path, monkeypatch):
