@@ -33,10 +33,16 @@ _EXPORTS = {
     "load_study": "cactus_features.study.config",
     "run_study": "cactus_features.study.runner",
     "predict_folder": "cactus_features.study.predict",
+    "CactusFeaturesWarning": "cactus_features.notices",
+    "CollapsedFeaturesWarning": "cactus_features.notices",
+    "ConvergenceWarning": "cactus_features.notices",
 }
 
 __all__ = [
     "BackboneRequest",
+    "CactusFeaturesWarning",
+    "CollapsedFeaturesWarning",
+    "ConvergenceWarning",
     "FeatureSet",
     "SplitConfig",
     "StudyConfig",
@@ -60,6 +66,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from cactus_features.extract.api import BackboneRequest, extract_features
     from cactus_features.features import FeatureSet, concat_features, load_features
     from cactus_features.heads import TrainResult, predict_scores, sweep_heads, train_head
+    from cactus_features.notices import (
+        CactusFeaturesWarning,
+        CollapsedFeaturesWarning,
+        ConvergenceWarning,
+    )
     from cactus_features.report import compare
     from cactus_features.runfile import load_run
     from cactus_features.study.config import StudyConfig, load_study

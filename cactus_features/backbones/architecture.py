@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torchvision
 from torch import nn
 
 from cactus_features.errors import ConfigError
@@ -25,10 +24,12 @@ def strip_classifier(model: nn.Module) -> nn.Module:
     Returns:
         The same model, now returning pooled embeddings.
     """
-    if isinstance(model, torchvision.models.SqueezeNet):
+    from torchvision import models
+
+    if isinstance(model, models.SqueezeNet):
         model.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
         return model
-    if isinstance(model, torchvision.models.GoogLeNet | torchvision.models.Inception3):
+    if isinstance(model, models.GoogLeNet | models.Inception3):
         model.aux_logits = False
         for aux in ("aux1", "aux2", "AuxLogits"):
             if hasattr(model, aux):
@@ -47,7 +48,9 @@ def strip_classifier(model: nn.Module) -> nn.Module:
 
 def embedding_dim(model: nn.Module) -> int:
     """Dimension of the pooled features: the input width of the final classifier."""
-    if isinstance(model, torchvision.models.SqueezeNet):
+    from torchvision import models
+
+    if isinstance(model, models.SqueezeNet):
         return int(model.classifier[1].in_channels)
     last = None
     for module in model.modules():

@@ -10,7 +10,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from cactus_features.backbones.preprocessing import Preprocessing, choose_normalization
 from cactus_features.backbones.registry import (
@@ -173,6 +172,8 @@ class FrozenBackbone(nn.Module):
     def count_flops(self) -> int:
         """FLOPs of one image at :attr:`resolution` (a multiply-add counts as 2)."""
         x = torch.zeros(1, 3, self.resolution, self.resolution, device=self.device)
+        from torch.utils.flop_counter import FlopCounterMode  # imports triton: only when counting
+
         counter = FlopCounterMode(display=False)
         with counter, torch.inference_mode():
             self.model(x)

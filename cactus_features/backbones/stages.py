@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from cactus_features.errors import ConfigError
@@ -72,10 +71,12 @@ def _stem_and_stages(model: nn.Module) -> tuple[list[nn.Module], list[str]]:
     Raises:
         ConfigError: For a model without recognised stages.
     """
+    from torchvision.models import ResNet  # here: a default (last-stage) request needs none
+
     features = getattr(model, "features", None)
     if isinstance(features, nn.Sequential):
         return list(features), [f"features.{i}" for i in range(len(features))]
-    if isinstance(model, torchvision.models.ResNet):
+    if isinstance(model, ResNet):
         stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
         layers = [model.layer1, model.layer2, model.layer3, model.layer4]
         return [stem, *layers], [f"layer{i}" for i in range(1, 5)]

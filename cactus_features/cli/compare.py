@@ -6,12 +6,10 @@ from pathlib import Path
 
 import click
 
-from cactus_features import report
-from cactus_features.metrics.compare import parse_threshold
-
 
 def _threshold(ctx: click.Context, param: click.Parameter, value: str) -> str:
     from cactus_features.errors import ConfigError
+    from cactus_features.metrics.compare import parse_threshold
 
     try:
         return parse_threshold(value)
@@ -74,6 +72,8 @@ def compare(
     tables and figures (ROC, precision-recall, training curves, confusion
     matrices).
     """
+    from cactus_features import report
+
     result = report.compare(
         list(runs),
         out=out,
@@ -104,6 +104,8 @@ def compare(
 )
 def metrics(run: Path, val_criterion: str, split: str) -> None:
     """Print one run's confusion matrix and metrics at 0.5 and at the validation threshold."""
+    from cactus_features import report
+
     click.echo(report.evaluate_run(run, val_criterion=val_criterion, split=split).to_text())  # type: ignore[arg-type]
 
 

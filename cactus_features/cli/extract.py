@@ -192,6 +192,7 @@ def info(path: str, as_json: bool) -> None:
     import numpy as np
 
     from cactus_features.features import SPLIT_NAMES, load_features
+    from cactus_features.notices import collapse_message, is_collapsed
 
     fs = load_features(path)
     if as_json:
@@ -215,7 +216,10 @@ def info(path: str, as_json: bool) -> None:
         click.echo(f"{name:<11} {int(m.sum()):>6} images  {per} {list(map(int, counts))}")
     click.echo(f"dataset     {fs.attrs.get('dataset_root')} ({fs.key.get('dataset_fingerprint')})")
     health = fs.attrs.get("health", {})
-    click.echo(f"health      {health.get('message', '?')}")
+    if is_collapsed(fs.attrs):
+        click.echo(f"health      {collapse_message(fs.name, health, fs.key)}")
+    else:
+        click.echo(f"health      {health.get('message', '?')}")
     t = fs.attrs.get("timings", {})
     click.echo(
         f"timings     {t.get('seconds', 0):.1f}s model stage, "

@@ -175,17 +175,22 @@ def read_kaggle(
             )
     _check_ids(ids, csv_path)
     paths = [root / i for i in ids]
-    missing = [i for i, p in zip(ids, paths, strict=True) if not p.is_file()]
+    top = _top_level_files(root)  # one directory listing instead of a stat per image
+    missing = [
+        i
+        for i, p in zip(ids, paths, strict=True)
+        if not (_is_plain(i) and i in top) and not p.is_file()  # is_file: nested, other case
+    ]
     if missing:
         raise DataError(
             f"{csv_path}: {len(missing)} ids have no file in {root} (first: {missing[0]!r}); "
             "check --data points at the image folder, or remove those rows"
         )
-    listed = {str(PurePosixPath(i)) for i in ids}
+    listed = {_normal(i) for i in ids}
     extra = sorted(
-        p.name
-        for p in root.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in listed
+        name
+        for name in top
+        if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and name not in listed
     )
     warnings = []
     if extra:
@@ -322,6 +327,22 @@ def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def _is_plain(image_id: str) -> bool:
+    """Whether an id is a bare file name (no folder, nothing to normalise): most are."""
+    return not ("/" in image_id or "\\" in image_id or image_id.startswith(".") or not image_id)
+
+
+def _normal(image_id: str) -> str:
+    """The id as a normalised relative POSIX path (bare names as they are, quickly)."""
+    return image_id if _is_plain(image_id) else str(PurePosixPath(image_id))
+
+
+def _top_level_files(root: Path) -> set[str]:
+    """Names of the files directly in ``root`` (one listing; symlinks followed)."""
+    with os.scandir(root) as entries:
+        return {e.name for e in entries if e.is_file()}
+
+
 def _check_ids(ids: list[str], source: Path) -> None:
     blank = [n for n, i in enumerate(ids) if not i]
     if blank:
@@ -329,15 +350,18 @@ def _check_ids(ids: list[str], source: Path) -> None:
             f"{source}: row {blank[0] + 2} has an empty id; every row needs a file name"
         )
     # "a.jpg", "./a.jpg" and "sub//a.jpg" name the same file as "a.jpg"/"sub/a.jpg".
-    normal = Counter(str(PurePosixPath(i)) for i in ids)
-    dupes = [i for i in ids if normal[str(PurePosixPath(i))] > 1]
+    normals = [_normal(i) for i in ids]
+    normal = Counter(normals)
+    dupes = [i for i, n in zip(ids, normals, strict=True) if normal[n] > 1]
     if dupes:
-        n_files = len({str(PurePosixPath(i)) for i in dupes})
+        n_files = len({_normal(i) for i in dupes})
         raise DataError(
             f"{source}: {n_files} ids appear more than once (first: {dupes[0]!r}); "
             "each image must be listed once"
         )
     for i in ids:
+        if _is_plain(i):
+            continue
         pure = PurePosixPath(i.replace("\\", "/"))
         if pure.is_absolute() or os.path.isabs(i) or ".." in pure.parts:
             raise DataError(

@@ -27,11 +27,12 @@ from cactus_features.extract.distributed import (
     init_distributed,
     launched_by_torchrun,
 )
-from cactus_features.extract.finish import CollapsedFeaturesWarning, finish_entries
+from cactus_features.extract.finish import finish_entries
 from cactus_features.extract.locking import lock_entries
 from cactus_features.extract.plan import Entry, ExtractPlan, make_plan, serve_hits
 from cactus_features.extract.prepare import check_and_split
 from cactus_features.extract.run import build_jobs, compute_chunks
+from cactus_features.notices import CollapsedFeaturesWarning, warn_if_collapsed
 from cactus_features.store.features import FeatureSet, load_features
 
 __all__ = ["BackboneRequest", "CollapsedFeaturesWarning", "extract_features"]
@@ -114,6 +115,11 @@ def extract_features(
     Returns:
         One feature set per requested backbone, in request order.
 
+    Warns:
+        CollapsedFeaturesWarning: Once per returned entry whose features are
+            collapsed, freshly extracted or served from the cache, naming the
+            likely cause.
+
     Raises:
         DataError: Bad dataset. ConfigError: bad option. WeightsError: weights
         unavailable. CacheError: cache folder unusable or busy.
@@ -156,8 +162,13 @@ def extract_features(
     if missing:
         _extract_missing(plan, missing)
     ctx.barrier()
+    sets = [load_features(e.path) for e in plan.entries]
+    if ctx.is_main:
+        for fs, entry in zip(sets, plan.entries, strict=True):
+            hit = "" if entry in missing else " (cache hit)"
+            warn_if_collapsed(fs.name, fs.attrs, fs.key, what=hit)
     log.debug("extract_features took %.2fs", time.perf_counter() - t_start)
-    return [load_features(e.path) for e in plan.entries]
+    return sets
 
 
 def _join_ranks(config: ExtractConfig) -> DistContext:

@@ -2,8 +2,9 @@
 
 Life of a cache entry ``<dir>/<name>.h5``:
 
-1. A process takes the exclusive lock ``<name>.lock`` (``fcntl.flock``; released by
-   the kernel when the process dies, so a killed run never leaves a stale lock).
+1. A process takes the exclusive lock ``<name>.lock`` (:mod:`filelock`: ``flock`` on
+   POSIX, ``msvcrt.locking`` on Windows; released by the operating system when the
+   process dies, so a killed run never leaves a stale lock).
 2. Finished chunks are written to ``<name>.parts/chunk-NNNNNN.npy``, each through a
    temporary name and ``os.replace``, so a chunk file either is complete or does
    not exist. A killed run resumes at the first missing chunk.
@@ -18,13 +19,11 @@ This module opens no HDF5 file; :mod:`cactus_features.store` does that.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from cactus_features.errors import CacheError
 from cactus_features.store.format import io_message, key_hash
@@ -77,32 +77,26 @@ def entry_lock(path: Path, *, timeout: float | None = None) -> Iterator[None]:
         CacheError: If the lock is held elsewhere past the timeout, or the folder
             is read-only.
     """
-    lock_path = path.with_suffix(".lock")
+    lock = FileLock(path.with_suffix(".lock"))
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if timeout is not None and timeout <= 0:
+                raise
+            log.info("waiting for another process that is extracting %s", path.name)
+            lock.acquire(timeout=-1 if timeout is None else timeout, poll_interval=0.2)
+    except Timeout:
+        raise CacheError(
+            f"{path.name}: another process is extracting this entry right now; "
+            "wait for it to finish (or raise --lock-timeout) and run again"
+        ) from None
     except OSError as exc:
         raise CacheError(io_message(path.parent, exc)) from None
     try:
-        start = time.monotonic()
-        announced = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - start
-                if timeout is not None and waited >= timeout:
-                    raise CacheError(
-                        f"{path.name}: another process is extracting this entry right now; "
-                        "wait for it to finish (or raise --lock-timeout) and run again"
-                    ) from None
-                if not announced:
-                    log.info("waiting for another process that is extracting %s", path.name)
-                    announced = True
-                time.sleep(0.2)
         yield
     finally:
-        os.close(fd)
+        lock.release()
 
 
 @dataclass

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import logging
 import platform
-import warnings
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-import torch
-import torchvision
 
 from cactus_features._version import __version__
 from cactus_features.data.table import ImageTable
@@ -21,19 +18,13 @@ from cactus_features.extract.pipeline import StageTimes
 from cactus_features.extract.plan import ExtractPlan
 from cactus_features.extract.prepare import CheckedRows
 from cactus_features.extract.run import EntryJob
+from cactus_features.notices import CollapsedFeaturesWarning
 from cactus_features.store.entries import write_entry
 from cactus_features.store.format import H5PY_VERSION
 
+__all__ = ["CollapsedFeaturesWarning", "finish_entries", "merge_times", "versions"]
+
 log = logging.getLogger("cactus_features")
-
-WARNING_STACKLEVEL = 4
-"""Attributes :class:`CollapsedFeaturesWarning` to the ``extract_features`` frame
-(``warn`` in :func:`finish_entry` <- :func:`finish_entries` <- the orchestrator <-
-``extract_features``)."""
-
-
-class CollapsedFeaturesWarning(UserWarning):
-    """The extracted features are (almost) constant: a head on them will be at chance."""
 
 
 def finish_entries(
@@ -87,14 +78,7 @@ def finish_entry(
     dim = stats.mean.shape[0]
     health = stats.report()
     timings = {**ej.job.times.as_dict(), **seconds}
-    if health.collapsed:
-        log.warning("WARNING %s: %s", key["name"], health.message)
-        warnings.warn(
-            f"{key['name']}: {health.message}",
-            CollapsedFeaturesWarning,
-            stacklevel=WARNING_STACKLEVEL,
-        )
-    else:
+    if not health.collapsed:  # collapsed entries are warned about by extract_features
         log.info("%s: %s", key["name"], health.message)
     config = plan.config
     write_entry(
@@ -168,6 +152,9 @@ def _plain_attrs(key: dict[str, Any], table: ImageTable) -> dict[str, Any]:
 
 def versions() -> dict[str, str]:
     """Versions of the libraries that produced a cache file."""
+    import torch
+    import torchvision
+
     return {
         "cactus_features": __version__,
         "torch": torch.__version__,

@@ -84,7 +84,7 @@ class HealthStats:
             message = (
                 f"COLLAPSED FEATURES: {constant_share:.0%} of dimensions are constant, "
                 f"{zero_share:.0%} of values are zero (mean |x| {mean_abs:.2g}); a head trained "
-                "on them will be at chance. Extract at a higher --resolution (e.g. 128)."
+                "on them will be at chance"
             )
         else:
             message = (

@@ -25,6 +25,7 @@ from cactus_features.extract.distributed import DistContext, rank_device
 from cactus_features.extract.pipeline import default_batch_size
 from cactus_features.extract.scan import default_workers
 from cactus_features.extract.sharded import fingerprint_sharded
+from cactus_features.notices import warn
 from cactus_features.store.entries import is_complete
 from cactus_features.store.format import io_message
 
@@ -101,8 +102,9 @@ def make_plan(config: ExtractConfig, ctx: DistContext) -> ExtractPlan:
     """
     requests = config.requests()
     table = config.read_table()
-    for message in table.warnings:
-        log.warning("warning: %s", message)
+    if ctx.is_main:
+        for message in table.warnings:
+            warn(message)
     device = resolve_device(rank_device(ctx, config.device))
     precision = resolve_precision(config.precision, device)
     workers = config.workers if config.workers is not None else default_workers()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,9 +12,8 @@ from cactus_features.errors import DataError
 from cactus_features.extract.plan import ExtractPlan
 from cactus_features.extract.scan import bad_images_error
 from cactus_features.extract.sharded import scan_sharded
+from cactus_features.notices import warn
 from cactus_features.store.features import SPLIT_NONE
-
-log = logging.getLogger("cactus_features")
 
 
 @dataclass
@@ -56,9 +54,8 @@ def check_and_split(plan: ExtractPlan) -> CheckedRows:
         bad_ids = set(scan.bad)
         keep = np.array([str(i) not in bad_ids for i in table.ids])
         if ctx.is_main:
-            log.warning(
-                "warning: skipping %d undecodable images: %s", len(bad_ids), sorted(bad_ids)[:5]
-            )
+            first = ", ".join(sorted(bad_ids)[:5])
+            warn(f"skipping {len(bad_ids)} undecodable images, first: {first}")
     rows = np.flatnonzero(keep)
     if len(rows) == 0:
         raise DataError("no decodable images left; check the data folder")

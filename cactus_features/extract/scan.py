@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -10,21 +11,17 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import torch
 from PIL import Image
 
 from cactus_features.data.decode import BadImageError, decode_image
 from cactus_features.data.table import ImageTable
 from cactus_features.errors import ConfigError, DataError
 
-try:  # libjpeg-turbo through torchvision: the same pixels as PIL, without PIL's Python parsing
-    from torchvision.io import ImageReadMode
-    from torchvision.io import decode_jpeg as _tv_decode_jpeg
-except ImportError:  # pragma: no cover - torchvision without image codecs
-    _tv_decode_jpeg = None
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 FINGERPRINT_MODES = ("content", "size")
 
@@ -198,20 +195,38 @@ def _fast_jpeg_ok(data: np.ndarray) -> bool:
     return limit is None or header[0] * header[1] <= limit
 
 
+@functools.cache
+def _libjpeg() -> tuple[Any, Any] | None:
+    """torchvision's ``decode_jpeg`` and read mode, or ``None`` without its image codecs.
+
+    libjpeg-turbo gives PIL's pixels without PIL's Python parsing. Imported on the
+    first decode: importing torchvision takes seconds, which a cache hit never needs.
+    """
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg
+    except ImportError:  # pragma: no cover - torchvision without image codecs
+        return None
+    return decode_jpeg, ImageReadMode.UNCHANGED
+
+
 def _decode_group(
     group: list[tuple[Path, np.ndarray | None]],
 ) -> list[tuple[np.ndarray | None, str]]:
     out: list[tuple[np.ndarray | None, str] | None] = [None] * len(group)
     where = [i for i, (_, data) in enumerate(group) if data is not None and _fast_jpeg_ok(data)]
-    if where and _tv_decode_jpeg is not None:
+    codec = _libjpeg() if where else None
+    if codec is not None:
+        import torch
+
+        decode_jpeg, mode = codec
         raw = [torch.from_numpy(group[i][1]) for i in where]  # type: ignore[arg-type]
         try:
-            decoded = _tv_decode_jpeg(raw, mode=ImageReadMode.UNCHANGED)
+            decoded = decode_jpeg(raw, mode=mode)
         except RuntimeError:  # one bad file fails the whole call: go one by one
             decoded = []
             for data in raw:
                 try:
-                    decoded.append(_tv_decode_jpeg(data, mode=ImageReadMode.UNCHANGED))
+                    decoded.append(decode_jpeg(data, mode=mode))
                 except RuntimeError:
                     decoded.append(None)
         for i, chw in zip(where, decoded, strict=True):

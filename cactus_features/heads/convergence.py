@@ -7,23 +7,22 @@ largest gradient entry at the end); for Adam it is the relative change of the
 training loss over the last 1 % of epochs (:func:`adam_convergence`).
 :func:`convergence_warnings` says when the chosen strength is at the edge of its
 grid, when the kept fit did not converge, or when the selected epoch is the last
-one; :func:`report_warnings` prints them once per run, as one line on stderr
-(through the ``cactus_features`` logger).
+one; :func:`report_warnings` gives them once per run, as one
+:class:`~cactus_features.notices.ConvergenceWarning` (one line on stderr in the CLI).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from cactus_features.notices import ConvergenceWarning, warn
+
 ADAM_REL_CHANGE = 1e-3
 """Adam counts as converged when the training loss moved by less than this (relative)
 over the last 1 % of its epochs."""
-
-log = logging.getLogger("cactus_features")
 
 
 def adam_convergence(train_loss: np.ndarray) -> dict[str, Any]:
@@ -86,6 +85,7 @@ def convergence_warnings(
 
 
 def report_warnings(name: str, warnings: Sequence[str]) -> None:
-    """Print a run's warnings once, as one line on stderr (``cactus_features`` logger)."""
+    """Give a run's warnings once, as one :class:`~cactus_features.notices.ConvergenceWarning`
+    (one ``warning:`` line on the command line)."""
     if warnings:
-        log.warning("WARNING %s: %s", name, "; ".join(warnings))
+        warn(f"{name}: {'; '.join(warnings)}", ConvergenceWarning)

@@ -29,6 +29,7 @@ from cactus_features.heads.prepare.data import PreparedData
 from cactus_features.heads.prepare.standardize import Standardizer
 from cactus_features.heads.run_info import build_info, run_path
 from cactus_features.heads.solvers.base import Fit, Progress
+from cactus_features.notices import warn_if_collapsed
 from cactus_features.runfile import Predictions, RunFile, save_run
 
 PREDICT_BATCH = 8192
@@ -100,6 +101,9 @@ def assemble_run(
 
     Returns:
         The run and its parts.
+
+    Warns:
+        CollapsedFeaturesWarning: For each part whose cache records collapsed features.
     """
     if fit.note:
         log(f"  {fit.note}")
@@ -158,6 +162,8 @@ def assemble_run(
         f"  best epoch {best_epoch}/{fit.epochs_run}, val AUC {val_auc:.4f}, "
         f"{fit.seconds:.2f}s" + (f" -> {path}" if path else "")
     )
+    for part in parts:
+        warn_if_collapsed(part.name, part.attrs, part.key, what=f" (head val AUC {val_auc:.3f})")
     return TrainResult(
         path=path,
         run=run,

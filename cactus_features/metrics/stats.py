@@ -25,7 +25,6 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binom
 
 DEFAULT_CHUNK_ELEMENTS = 2_000_000
 """Upper bound on ``resamples x cases`` held in memory at once by the bootstrap."""
@@ -257,6 +256,8 @@ def mcnemar_exact_p(b: int, c: int) -> float:
     n = int(b) + int(c)
     if n == 0:
         return 1.0
+    from scipy.stats import binom  # scipy.stats takes a second to import: only when needed
+
     return float(min(1.0, 2.0 * binom.cdf(min(int(b), int(c)), n, 0.5)))
 
 

@@ -8,11 +8,14 @@ report order (the K-class counterparts of
 
 from __future__ import annotations
 
-from matplotlib.figure import Figure
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from cactus_features.metrics.class_results import ClassComparison
-from cactus_features.report import class_plots, plots
-from cactus_features.report.figures import FigureSpec
+from cactus_features.report.figures import FigureSpec, load_plots
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 MULTICLASS_DECISION = "predicted class: the most probable one"
 """How a K-class prediction is made (figure titles, report text)."""
@@ -21,8 +24,15 @@ MULTILABEL_DECISION = "a label is predicted present when its probability is >= 0
 """How a multi-label prediction is made."""
 
 
+def _class_plots() -> ModuleType:
+    """:mod:`~cactus_features.report.class_plots` (and so matplotlib), imported when drawing."""
+    from cactus_features.report import class_plots
+
+    return class_plots
+
+
 def _confusion(c: ClassComparison) -> Figure:
-    return class_plots.class_confusion_figure(
+    return _class_plots().class_confusion_figure(
         [b.label for b in c.backbones],
         [c.confusion[b.label] for b in c.backbones],
         c.class_names,
@@ -33,7 +43,7 @@ def _confusion(c: ClassComparison) -> Figure:
 def _per_label_ap(c: ClassComparison) -> Figure:
     rows = [c.classes_of(b.label) for b in c.backbones]
     ap = [[r.metrics["average_precision"] for r in rs] for rs in rows]
-    return class_plots.per_label_bars_figure(
+    return _class_plots().per_label_bars_figure(
         [b.label for b in c.backbones],
         c.class_names,
         [[e.value for e in es] for es in ap],
@@ -49,7 +59,9 @@ def _per_label_ap(c: ClassComparison) -> Figure:
 
 
 def _training_curves(c: ClassComparison) -> Figure | None:
-    return plots.history_figure([b.label for b in c.backbones], [b.history for b in c.backbones])
+    return load_plots().history_figure(
+        [b.label for b in c.backbones], [b.history for b in c.backbones]
+    )
 
 
 _TRAINING = FigureSpec(

@@ -7,17 +7,20 @@ name and a caption).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from matplotlib.figure import Figure
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from cactus_features.metrics.core import cumulative_counts
 from cactus_features.metrics.results import Comparison
-from cactus_features.report import plots
+from cactus_features.notices import warn
 from cactus_features.report.formatting import rule_description, rule_short
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class FigureSpec:
 
 
 def _roc(c: Comparison) -> Figure:
+    plots = load_plots()
     rows = c.rows()
     operating = [
         (1.0 - r.confusion.rates()["specificity"], r.confusion.rates()["recall"]) for r in rows
@@ -50,6 +54,7 @@ def _roc(c: Comparison) -> Figure:
 
 
 def _precision_recall(c: Comparison) -> Figure:
+    plots = load_plots()
     return plots.precision_recall_figure(
         [b.label for b in c.backbones],
         [cumulative_counts(c.test_is_pos, b.test_score) for b in c.backbones],
@@ -58,6 +63,7 @@ def _precision_recall(c: Comparison) -> Figure:
 
 
 def _training_curves(c: Comparison) -> Figure | None:
+    plots = load_plots()
     return plots.history_figure(
         [b.label for b in c.backbones],
         [b.history for b in c.backbones],
@@ -67,7 +73,7 @@ def _training_curves(c: Comparison) -> Figure | None:
 
 def _validation_grid(c: Comparison) -> Figure | None:
     params = {p.param for p in c.protocols if p.param}
-    return plots.grid_figure(
+    return load_plots().grid_figure(
         [p.backbone for p in c.protocols],
         [(p.grid_values, p.grid_val_loss, p.grid_val_auc, p.chosen) for p in c.protocols],
         param="L2 strength" if params == {"l2"} else " / ".join(sorted(params)) or "strength",
@@ -76,6 +82,7 @@ def _validation_grid(c: Comparison) -> Figure | None:
 
 
 def _confusion_matrices(c: Comparison) -> Figure:
+    plots = load_plots()
     return plots.confusion_figure(
         [b.label for b in c.backbones],
         [r.confusion for r in c.rows()],
@@ -121,16 +128,39 @@ FIGURE_CAPTIONS: dict[str, str] = {key: spec.caption for key, spec in FIGURE_SPE
 """Caption of each figure in ``report.md``."""
 
 
+def load_plots() -> ModuleType:
+    """:mod:`~cactus_features.report.plots` (and so matplotlib), imported when drawing."""
+    from cactus_features.report import plots
+
+    return plots
+
+
+@functools.cache
+def _say_no_figures(reason: str) -> None:
+    """Warn, once per process, that reports are written without figures."""
+    warn(
+        f"matplotlib cannot be imported ({reason}): reports are written without figures; "
+        "pip install 'matplotlib>=3.7' for them"
+    )
+
+
 def write_figures(
     comparison: Any, out: Path, specs: Mapping[str, FigureSpec] | None = None
 ) -> dict[str, str]:
     """Draw and save every figure; returns ``{figure: file name}`` of those written.
+
+    Without matplotlib nothing is drawn (said once) and the report has no figures.
 
     Args:
         comparison: The comparison.
         out: The report folder.
         specs: The figures to draw (default :data:`FIGURE_SPECS`, the binary ones).
     """
+    try:
+        plots = load_plots()
+    except ImportError as exc:
+        _say_no_figures(str(exc))
+        return {}
     written: dict[str, str] = {}
     for key, spec in (FIGURE_SPECS if specs is None else specs).items():
         fig = spec.draw(comparison)

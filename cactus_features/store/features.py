@@ -123,8 +123,13 @@ class FeatureSet:
 
     @property
     def dim(self) -> int:
-        """Embedding dimension ``D``."""
-        return int(self.attrs.get("dim", self.embeddings.shape[1]))
+        """Embedding dimension ``D`` (read from the file's header, not its data)."""
+        if "dim" in self.attrs:
+            return int(self.attrs["dim"])
+        if self._embeddings is None and "embeddings" not in self.__dict__ and self.path:
+            with h5py.File(self.path, "r") as f:
+                return int(f["embeddings"].shape[1])
+        return int(self.embeddings.shape[1])
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -13,6 +13,7 @@ from cactus_features.errors import ConfigError, WeightsError
 from cactus_features.extract.api import BackboneRequest, extract_features
 from cactus_features.features import FeatureSet
 from cactus_features.heads import TrainResult, train_head
+from cactus_features.notices import warn
 from cactus_features.report import ComparisonReport, compare
 from cactus_features.report.label_efficiency import add_to_reports
 from cactus_features.study.config import StudyConfig
@@ -73,12 +74,10 @@ def resolve_backbones(
             keep.append(req)
         elif config.missing_weights == "skip":
             skipped[req.name] = reason
-            log.warning("skipping %s: %s", req.name, reason)
+            warn(f"skipping {req.name}: {reason}")
         elif config.missing_weights == "random":
             substituted[req.name] = reason
-            log.warning(
-                "%s: %s; running it as random initialisation (labelled so)", req.name, reason
-            )
+            warn(f"{req.name}: {reason}; running it as random initialisation (labelled so)")
             keep.append(replace(req, weights="none", weights_file=None))
         else:
             raise WeightsError(
@@ -126,10 +125,7 @@ def run_study(config: StudyConfig) -> StudyResult:
         quiet=config.quiet,
         **{k: v for k, v in config.extract.items() if k not in TABLE_OPTIONS},
     )
-    seconds["extract"] = time.perf_counter() - t0
-    for fs in features:
-        if fs.attrs.get("health", {}).get("collapsed"):
-            log.warning("WARNING %s: %s", fs.name, fs.attrs["health"]["message"])
+    seconds["extract"] = time.perf_counter() - t0  # extract_features warned of collapses
 
     runs: dict[str, list[TrainResult]] = {}
     comparisons: dict[str, ComparisonReport] = {}

@@ -79,3 +79,24 @@ def test_write_entry_memory_does_not_grow_with_rows(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 8 * block.nbytes, f"peak {peak / 2**20:.1f} MiB for 64 MiB of rows"
+
+
+def test_entry_lock_is_exclusive_and_times_out_with_the_same_message(tmp_path):
+    import time
+
+    from cactus_features.errors import CacheError
+    from cactus_features.extract.cache import entry_lock
+
+    entry = tmp_path / "x.h5"
+    with entry_lock(entry):
+        with pytest.raises(CacheError, match="another process is extracting this entry"):
+            with entry_lock(entry, timeout=0):
+                pass
+        t0 = time.monotonic()
+        with pytest.raises(CacheError, match="raise --lock-timeout"):
+            with entry_lock(entry, timeout=0.3):
+                pass
+        assert time.monotonic() - t0 >= 0.3
+    with entry_lock(entry, timeout=0):  # released: free at once
+        pass
+    assert entry.with_suffix(".lock").exists()  # the (empty) lock file stays, like before

@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +13,6 @@ from cactus_features.heads.config import CLI, SOLVERS, HeadConfig
 from cactus_features.heads.solvers import SOLVER_TYPES
 
 from .synthetic import make_features
-
-REPO = Path(heads.__file__).parents[2]
 
 
 def test_every_solver_name_has_a_solver() -> None:
@@ -50,13 +44,4 @@ def test_sweeps_reject_swept_fields_as_options() -> None:
         heads.sweep_heads(make_features(n=50, d=4), lr=1e-3, save=False)
 
 
-def test_the_cli_reads_head_options_without_importing_torch() -> None:
-    code = (
-        "import sys; from cactus_features.cli import _register; _register(); "
-        "print('torch' in sys.modules)"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-    )
-    assert out.stdout.strip() == "False"
+# That the CLI reads the head options without importing torch: tests/cli/test_imports.py

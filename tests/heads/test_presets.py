@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 from cactus_features.heads import train_head, train_with_config
 from cactus_features.heads.config import LINEAR_L2_GRID, HeadConfig, protocol_label
 from cactus_features.heads.prepare.data import prepare
+from cactus_features.notices import ConvergenceWarning
 
 from .fixtures.make_report_reference import CASES
 from .synthetic import make_features
@@ -110,36 +110,31 @@ def test_the_test_split_does_not_move_the_choice() -> None:
     assert a == b
 
 
-def _warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+def _trained(**kwargs):
+    """``train_head`` on ``kwargs``; the result and the convergence warnings it gave."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train_head(**kwargs)
+    return result, [str(w.message) for w in caught if w.category is ConvergenceWarning]
 
 
-def test_convergence_warning_fires_once_on_a_run_stopped_early(caplog) -> None:
+def test_convergence_warning_fires_once_on_a_run_stopped_early() -> None:
     fs = make_features(n=400, d=16)
-    with caplog.at_level(logging.WARNING, logger="cactus_features"):
-        result = train_head(fs, epochs=2, save=False)  # 2 L-BFGS iterations per strength
+    result, lines = _trained(features=fs, epochs=2, save=False)  # 2 L-BFGS steps a strength
     assert not result.run.info["convergence"]["converged"]
-    lines = _warnings(caplog)
     assert len(lines) == 1 and "did not converge" in lines[0] and "\n" not in lines[0]
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="cactus_features"):
-        adam = train_head(fs, preset="report", epochs=5, save=False)  # still improving
+    adam, lines = _trained(features=fs, preset="report", epochs=5, save=False)  # improving
     assert adam.best_epoch == 5
-    lines = _warnings(caplog)
     assert len(lines) == 1 and "selected epoch is the last one (5/5)" in lines[0]
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="cactus_features"):
-        done = train_head(fs, save=False)
-    assert _warnings(caplog) == [] and done.run.info["warnings"] == []
+    done, lines = _trained(features=fs, save=False)
+    assert lines == [] and done.run.info["warnings"] == []
 
 
-def test_grid_edge_warning(caplog) -> None:
+def test_grid_edge_warning() -> None:
     fs = make_features(n=400, d=16, signal=3.0)
-    with caplog.at_level(logging.WARNING, logger="cactus_features"):
-        result = train_head(fs, l2_grid=(100.0, 30.0, 10.0), save=False)
+    result, lines = _trained(features=fs, l2_grid=(100.0, 30.0, 10.0), save=False)
     grid = result.run.info["grid"]
     assert grid["chosen_value"] == 10.0 and grid["at_edge"]
-    lines = _warnings(caplog)
     assert len(lines) == 1 and "at the edge of the grid [10, 100]" in lines[0]
 
 

@@ -153,3 +153,25 @@ def test_cli_metrics(make_run) -> None:
     assert "fixed threshold 0.5" in result.output
     assert "the validation split (max Youden's J)" in result.output
     assert "Log loss" in result.output
+
+
+def test_without_matplotlib_reports_have_no_figures_said_once(three_runs, tmp_path, monkeypatch):
+    import warnings
+
+    from cactus_features.notices import CactusFeaturesWarning
+    from cactus_features.report import figures
+
+    def no_matplotlib():
+        raise ImportError("No module named 'matplotlib'")
+
+    monkeypatch.setattr(figures, "_plots", no_matplotlib)
+    figures._say_no_figures.cache_clear()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for n in range(2):
+            compare(three_runs, out=tmp_path / f"r{n}", n_bootstrap=20, seed=0)
+    said = [w for w in record if issubclass(w.category, CactusFeaturesWarning)]
+    assert len(said) == 1 and "without figures" in str(said[0].message)
+    assert (tmp_path / "r1" / "report.md").is_file()
+    assert not list((tmp_path / "r1").glob("*.png"))
+    assert "## Figures" not in (tmp_path / "r1" / "report.md").read_text()

@@ -27,18 +27,17 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
-from torchvision.models import EfficientNet
-from torchvision.models.efficientnet import MBConvConfig
-from torchvision.ops.misc import SqueezeExcitation
 
-from cactus_features.backbones.architecture import build_meta, embedding_dim
 from cactus_features.backbones.spec import BackboneSpec, WeightsSpec
 from cactus_features.backbones.statedict import load_strict, read_state_dict, sha256_file
 from cactus_features.errors import WeightsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torchvision.models.efficientnet import MBConvConfig
 
 # EfficientNet-B0 stages: expand ratio, kernel, stride, in, out channels, repeats.
 _BASE_STAGES = (
@@ -169,6 +168,8 @@ VARIANTS: tuple[LiteVariant, ...] = (LITE0, LITE1, LITE2)
 
 
 def _stages(variant: LiteVariant) -> list[MBConvConfig]:
+    from torchvision.models.efficientnet import MBConvConfig
+
     last = len(_BASE_STAGES) - 1
     stages = []
     for i, (expand, kernel, stride, cin, cout, repeats) in enumerate(_BASE_STAGES):
@@ -182,6 +183,8 @@ def _stages(variant: LiteVariant) -> list[MBConvConfig]:
 
 def build_lite_architecture(variant: LiteVariant, num_classes: int = 1000) -> nn.Module:
     """Build an untrained EfficientNet-Lite as a modified torchvision ``EfficientNet``."""
+    from torchvision.models import EfficientNet
+
     return make_lite(
         EfficientNet(_stages(variant), variant.dropout, last_channel=_HEAD, num_classes=num_classes)
     )
@@ -189,6 +192,8 @@ def build_lite_architecture(variant: LiteVariant, num_classes: int = 1000) -> nn
 
 def make_lite(model: nn.Module) -> nn.Module:
     """Turn an EfficientNet into its Lite form in place: no SE, ReLU6, BatchNorm eps 1e-3."""
+    from torchvision.ops.misc import SqueezeExcitation
+
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, SqueezeExcitation):
@@ -303,12 +308,15 @@ class LiteSource:
         return build_lite_architecture(self._variant(name))
 
     def spec(self, name: str) -> BackboneSpec:
-        """Any input side from 32 px; weights ``DEFAULT`` and the packaged file's label."""
+        """Any input side from 32 px; weights ``DEFAULT`` and the packaged file's label.
+
+        The embedding width is the unscaled head's (nothing is built, so describing a
+        Lite backbone does not import torchvision).
+        """
         variant = self._variant(name)
-        dim = embedding_dim(build_meta(lambda: self.build(name)))
         return BackboneSpec(
             name,
-            dim,
+            _HEAD,
             variant.resolution,
             _MIN_RESOLUTION,
             False,

@@ -9,17 +9,30 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import ClassVar
+from types import ModuleType
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
-import torchvision
 from torch import nn
-from torchvision.models import get_model_builder, get_model_weights, list_models
 
 from cactus_features.backbones.architecture import build_meta, embedding_dim
 from cactus_features.backbones.spec import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, WeightsSpec
 from cactus_features.backbones.statedict import load_strict, read_state_dict, sha256_file
 from cactus_features.errors import WeightsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torchvision
+
+
+def _models() -> ModuleType:
+    """``torchvision.models``, imported on first use.
+
+    Importing torchvision takes seconds (its detection ops load torch's compiler
+    stack), which the names of other sources never need.
+    """
+    import torchvision.models
+
+    return torchvision.models
 
 
 def _hub_dir() -> Path:
@@ -28,13 +41,13 @@ def _hub_dir() -> Path:
 
 def _weights_names(name: str) -> tuple[str, ...]:
     """The model's weights names, ``DEFAULT`` first."""
-    enum = get_model_weights(name)
+    enum = _models().get_model_weights(name)
     return ("DEFAULT", *[w for w in enum.__members__ if w != "DEFAULT"])
 
 
 def _entry(name: str, label: str) -> torchvision.models.WeightsEnum:
     """The torchvision weights entry of a resolved label."""
-    return get_model_weights(name)[label]
+    return _models().get_model_weights(name)[label]
 
 
 class TorchvisionSource:
@@ -44,11 +57,12 @@ class TorchvisionSource:
 
     def names(self) -> tuple[str, ...]:
         """All of ``torchvision.models``' classification models."""
-        return tuple(list_models(module=torchvision.models))
+        models = _models()
+        return tuple(models.list_models(module=models))
 
     def build(self, name: str) -> nn.Module:
         """The untrained torchvision model."""
-        return get_model_builder(name)(weights=None)
+        return _models().get_model_builder(name)(weights=None)
 
     def spec(self, name: str) -> BackboneSpec:
         """Resolutions from the ``DEFAULT`` weights' transforms and metadata.
@@ -57,7 +71,7 @@ class TorchvisionSource:
         initialisation and local files, whatever torchvision's own transforms use.
         """
         model = build_meta(lambda: self.build(name))
-        enum = get_model_weights(name)
+        enum = _models().get_model_weights(name)
         default = enum.DEFAULT
         keywords = getattr(default.transforms, "keywords", {})
         crop = int(keywords.get("crop_size", 224))
@@ -81,7 +95,7 @@ class TorchvisionSource:
 
     def resolve_weights(self, name: str, weights: str) -> WeightsSpec:
         """A member of the model's weights enum; its hash is the file name's suffix."""
-        enum = get_model_weights(name)
+        enum = _models().get_model_weights(name)
         try:
             entry = enum[weights.upper()] if weights.upper() != "DEFAULT" else enum.DEFAULT
         except KeyError:

@@ -114,9 +114,14 @@ def pick_kernel(kernel: str, heads: int) -> str:
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
     if kernel == "native" and not kernels.available():
-        raise ValueError("the native kernel needs numba (pip install numba)")
+        raise ValueError(f"the native kernel needs numba: {kernels.unavailable_reason()}")
     if kernel == "auto":
-        return "native" if heads <= NATIVE_MAX_HEADS and kernels.available() else "torch"
+        if heads > NATIVE_MAX_HEADS:
+            return "torch"
+        if not kernels.available():
+            kernels.report_unavailable()
+            return "torch"
+        return "native"
     return kernel
 
 

@@ -19,18 +19,35 @@ Floating point: the compiler may reorder sums (``reassoc``, to vectorise them)
 but keeps IEEE infinities and NaNs. Results are deterministic for a given
 machine: every sum has a fixed order.
 
-The kernels compile on first use (about a second) and the machine code is cached
-next to this file, or in Numba's per-user cache when that is not writable.
+Compilation: the types the engine passes are declared in :data:`SIGNATURES`, and
+importing this module compiles the kernels for them, or loads them from Numba's
+disk cache (next to this file, or Numba's per-user cache when that is not
+writable), in :func:`warm_up`. Compiling takes about 10 s on 2 cores and is paid
+once per install (``cactus-features warmup`` pays it up front); loading takes a
+few tens of milliseconds. Either way it happens at import, before any training
+loop starts its clock. Other types (tests) still compile on first use.
+
+Without Numba, or when it fails to import or compile, :func:`available` is false
+and the engine trains through PyTorch; :func:`report_unavailable` says so once.
 """
 
 from __future__ import annotations
 
+import functools
+import time
+from dataclasses import dataclass
+
 import numpy as np
+
+from cactus_features.notices import warn
 
 try:
     import numba
-except ImportError:  # pragma: no cover - numba is a declared dependency
+
+    _UNAVAILABLE = ""
+except Exception as exc:  # any failure to import numba means the torch path
     numba = None
+    _UNAVAILABLE = f"numba cannot be imported ({type(exc).__name__}: {exc})"
 
 BLOCK_ROWS = 32
 """Rows per block: dot products first, then the gradient update from the L2 cache."""
@@ -39,8 +56,22 @@ _FLAGS = {"reassoc", "contract", "nsz"}
 
 
 def available() -> bool:
-    """Whether the native kernels can be used (Numba importable)."""
-    return numba is not None
+    """Whether the native kernels can be used (Numba imported and the kernels compiled)."""
+    return not _UNAVAILABLE
+
+
+def unavailable_reason() -> str:
+    """Why the native kernels cannot be used (``""`` when they can)."""
+    return _UNAVAILABLE
+
+
+@functools.cache
+def report_unavailable() -> None:
+    """Warn, once per process, that linear heads train through the slower torch path."""
+    warn(
+        f"native kernels unavailable: {_UNAVAILABLE or 'disabled'}; linear heads train through the "
+        "torch path (same results, slower on CPU); pip install 'numba>=0.59' for the fast path"
+    )
 
 
 def _jit(fn):  # type: ignore[no-untyped-def]
@@ -286,3 +317,79 @@ def val_metrics_seq(z, pos, sw, order, loss, auc):  # type: ignore[no-untyped-de
     for r in range(z.shape[0]):
         _sort_from(z[r], order)
         loss[r], auc[r] = _metrics_sorted(z[r], pos, sw, order)
+
+
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "linear_epoch": (
+        "void(f4[:, ::1], f4[:, ::1], f4[::1], f4[::1], f4[::1], f4[::1], f4[:, ::1], "
+        "f4[:, ::1], f8[::1], f8[::1], b1)",
+    ),
+    "linear_logits": ("void(f4[:, ::1], f4[:, ::1], f4[::1], f4[:, ::1])",),
+    "adam_step": (
+        "void(f4[:, :, ::1], f8[:, ::1], f8[:, ::1], f8[::1], f4[:, ::1], f4[::1], "
+        "f4[:, ::1], f4[:, ::1], f4[::1], f4[::1], f4[::1], f4[::1], f8[::1])",
+    ),
+    "val_metrics_seq": ("void(f4[:, ::1], b1[::1], f8[::1], i8[::1], f8[::1], f8[::1])",),
+}
+"""The argument types the fused engine and the validation scorer pass to each kernel,
+compiled by :func:`warm_up` (a test checks that training compiles nothing more)."""
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """What :func:`warm_up` did.
+
+    Attributes:
+        seconds: Wall time spent compiling or loading.
+        compiled: Signatures compiled now (written to the disk cache).
+        loaded: Signatures loaded from the disk cache.
+        cache_dir: Where Numba caches the machine code (``""`` when unknown).
+    """
+
+    seconds: float
+    compiled: int
+    loaded: int
+    cache_dir: str
+
+
+def warm_up() -> WarmUp:
+    """Compile every kernel for its :data:`SIGNATURES`, or load it from the disk cache.
+
+    Signatures already in memory cost nothing, so calling it again is free.
+
+    Raises:
+        RuntimeError: Without Numba.
+    """
+    if numba is None:
+        raise RuntimeError(_UNAVAILABLE)
+    start = time.perf_counter()
+    compiled = loaded = 0
+    cache_dir = ""
+    for name, signatures in SIGNATURES.items():
+        dispatcher = globals()[name]
+        for signature in signatures:
+            hits, misses = _cache_counts(dispatcher)
+            dispatcher.compile(signature)
+            new_hits, new_misses = _cache_counts(dispatcher)
+            loaded += new_hits > hits
+            compiled += new_misses > misses
+        cache = getattr(dispatcher, "_cache", None)
+        cache_dir = cache_dir or str(getattr(cache, "cache_path", ""))
+    return WarmUp(time.perf_counter() - start, compiled, loaded, cache_dir)
+
+
+def _cache_counts(dispatcher) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    stats = getattr(dispatcher, "stats", None)
+    if stats is None:  # pragma: no cover - every Numba dispatcher has stats
+        return 0, 0
+    return sum(stats.cache_hits.values()), sum(stats.cache_misses.values())
+
+
+IMPORT_WARM_UP: WarmUp | None = None
+"""What importing this module compiled or loaded (``None`` without Numba or on failure)."""
+
+if numba is not None:
+    try:
+        IMPORT_WARM_UP = warm_up()
+    except Exception as exc:  # a kernel that does not compile: the torch path
+        _UNAVAILABLE = f"the Numba kernels do not compile ({type(exc).__name__}: {exc})"

@@ -54,14 +54,21 @@ class NativeScorer:
     def __call__(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m, k, _ = z.shape
         zs = z.numpy()
-        loss, auc = np.empty((m, k)), np.empty((m, k))
+        # [K, M] so each head's outputs are contiguous, and contiguous logits: the kernel
+        # then always gets the one type it was compiled for at import
+        loss, auc = np.empty((k, m)), np.empty((k, m))
         if k >= self.threads:  # each thread scores its heads over all the epochs
             heads = [round(t * k / self.threads) for t in range(self.threads + 1)]
 
             def work(t: int) -> None:
                 for h in range(heads[t], heads[t + 1]):
                     kernels.val_metrics_seq(
-                        zs[:, h], self.pos, self.sw, self.order[0, h], loss[:, h], auc[:, h]
+                        np.ascontiguousarray(zs[:, h]),
+                        self.pos,
+                        self.sw,
+                        self.order[0, h],
+                        loss[h],
+                        auc[h],
                     )
 
         else:  # each thread scores a run of consecutive epochs of every head
@@ -71,11 +78,16 @@ class NativeScorer:
                 a, e = bounds[t], bounds[t + 1]
                 for h in range(k if e > a else 0):
                     kernels.val_metrics_seq(
-                        zs[a:e, h], self.pos, self.sw, self.order[t, h], loss[a:e, h], auc[a:e, h]
+                        np.ascontiguousarray(zs[a:e, h]),
+                        self.pos,
+                        self.sw,
+                        self.order[t, h],
+                        loss[h, a:e],
+                        auc[h, a:e],
                     )
 
         self.parallel(work)
-        return torch.from_numpy(loss), torch.from_numpy(auc)
+        return torch.from_numpy(loss.T), torch.from_numpy(auc.T)
 
 
 def torch_scorer(y_val: torch.Tensor, w_val: torch.Tensor) -> Scorer:

@@ -199,7 +199,7 @@ def prepare(
         raise CacheError(
             f"{features.name}: embeddings of shape {emb.shape} do not match {len(labels)} rows"
         )
-    finite = np.isfinite(emb[rows]).all(axis=1)
+    finite = np.isfinite(emb).all(axis=1)[rows]  # no copy of the rows
     if not finite.all():
         raise CacheError(
             f"{features.name}: {int((~finite).sum())} embeddings contain NaN or inf "
