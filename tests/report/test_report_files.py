@@ -164,7 +164,7 @@ def test_without_matplotlib_reports_have_no_figures_said_once(three_runs, tmp_pa
     def no_matplotlib():
         raise ImportError("No module named 'matplotlib'")
 
-    monkeypatch.setattr(figures, "_plots", no_matplotlib)
+    monkeypatch.setattr(figures, "load_plots", no_matplotlib)
     figures._say_no_figures.cache_clear()
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
