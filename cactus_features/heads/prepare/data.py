@@ -13,7 +13,7 @@ import torch
 from cactus_features.errors import CacheError, ConfigError
 from cactus_features.features import FeatureSet, concat_features, load_features
 from cactus_features.heads.config import HeadConfig
-from cactus_features.heads.nn.models import output_dim
+from cactus_features.heads.nn.models import check_takes_classes
 from cactus_features.heads.prepare.class_weights import compute_class_weights
 from cactus_features.heads.prepare.standardize import Standardizer
 
@@ -49,7 +49,7 @@ class SplitTensors:
 
     Attributes:
         x_train: ``[N, D]`` float32 (standardised) inputs.
-        y_train: ``[N]`` float32 targets in ``{0, 1}``.
+        y_train: ``[N]`` float32 targets: ``{0, 1}`` (binary), class indices (K classes).
         w_train: ``[N]`` float32 class weight of each row.
         x_val: ``[Nv, D]``.
         y_val: ``[Nv]``.
@@ -157,12 +157,12 @@ def prepare(
         The prepared data.
 
     Raises:
-        ConfigError: If the classes are not binary, the class weights do not fit,
+        ConfigError: If the head cannot take this many classes, the class weights do not fit,
             or the splits cannot support the configuration.
         CacheError: If labelled rows lack labels or the embeddings are not finite.
     """
     names = list(features.class_names)
-    output_dim(len(names))  # binary only, for now
+    check_takes_classes(config.head, config.solver, len(names))
     split = np.asarray(features.split)
     labels = np.asarray(features.labels)
     rows = np.flatnonzero(split <= 2)

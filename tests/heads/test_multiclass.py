@@ -1,0 +1,102 @@
+"""K-class softmax linear heads through the tuned protocol, against scikit-learn."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from cactus_features import train_head
+from cactus_features.errors import ConfigError
+from cactus_features.features import FeatureSet
+from cactus_features.heads import predict_scores
+from cactus_features.heads.config import HeadConfig
+from cactus_features.heads.prepare.data import prepare
+from cactus_features.runfile import load_run
+
+
+def k_class_features(n_classes: int, n: int = 600, d: int = 12, seed: int = 0) -> FeatureSet:
+    """Gaussian classes around random means (unequal sizes), split per class 60/20/20."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(n // (2 * n_classes), 2 * n // n_classes, n_classes)
+    labels = np.repeat(np.arange(n_classes), sizes)
+    means = 0.5 * rng.standard_normal((n_classes, d))
+    x = (means[labels] + rng.standard_normal((len(labels), d))) * 2.0 + 3.0
+    split = np.zeros(len(labels), dtype=np.uint8)
+    for c in range(n_classes):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        a, b = round(0.6 * len(idx)), round(0.8 * len(idx))
+        split[idx[a:b]], split[idx[b:]] = 1, 2
+    return FeatureSet(
+        path=None,
+        key={"backbone": f"gauss{n_classes}", "resolution": 8},
+        ids=np.array([f"i{i}" for i in range(len(labels))], dtype=object),
+        labels=labels.astype(np.int64),
+        split=split,
+        class_names=[f"c{c}" for c in range(n_classes)],
+        attrs={},
+        _embeddings=x.astype(np.float32),
+    )
+
+
+def sklearn_best_on_val(fs: FeatureSet, config: HeadConfig) -> tuple[int, np.ndarray]:
+    """scikit-learn's multinomial path over the same grid on the same standardised rows:
+    the index of the strength with the lowest class-weighted validation log loss, and
+    that model's probabilities of every train/val/test row."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    data = prepare(fs, config)
+    cw = data.class_weights
+    x_tr, y_tr = data.inputs(data.train), fs.labels[data.train]
+    x_va, y_va = data.inputs(data.val), fs.labels[data.val]
+    s = cw[y_tr]
+    losses, models = [], []
+    for lam in config.l2_grid:
+        model = LogisticRegression(C=1.0 / (lam * s.sum()), max_iter=5000, tol=1e-8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(x_tr, y_tr, sample_weight=s)
+        p = model.predict_proba(x_va)
+        losses.append(log_loss(y_va, p, sample_weight=cw[y_va], labels=model.classes_))
+        models.append(model)
+    best = int(np.argmin(losses))
+    return best, models[best].predict_proba(data.inputs(data.rows))
+
+
+@pytest.mark.parametrize("n_classes", [3, 5])
+def test_softmax_head_matches_sklearn(n_classes):
+    fs = k_class_features(n_classes, seed=n_classes)
+    result = train_head(fs, save=False)
+    config = result.config
+    grid = result.run.info["grid"]
+    best, proba = sklearn_best_on_val(fs, config)
+    assert grid["chosen"] == best
+    preds = result.predictions
+    assert preds.task == "multiclass" and preds.score.shape == (len(preds.ids), n_classes)
+    np.testing.assert_allclose(preds.score.sum(axis=1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(preds.score, proba, atol=2e-3)
+    info = result.run.info
+    assert info["task"] == "multiclass" and "positive_class" not in info
+    assert info["class_names"] == fs.class_names and len(info["class_weights"]) == n_classes
+    assert all(grid["converged"]) and not grid["at_edge"]
+
+
+def test_softmax_run_file_round_trip_and_predict(tmp_path):
+    fs = k_class_features(4, seed=1)
+    result = train_head(fs, out=tmp_path)
+    assert result.path is not None
+    run = load_run(result.path)
+    assert run.predictions.task == "multiclass"
+    np.testing.assert_allclose(run.predictions.score, result.predictions.score)
+    scores = predict_scores(run, fs.embeddings[:7])
+    assert scores.shape == (7, 4)
+    np.testing.assert_allclose(scores, result.predictions.score[:7], atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{"head": "mlp"}, {"solver": "adam"}])
+def test_heads_without_k_classes_refuse_them(options):
+    fs = k_class_features(3)
+    with pytest.raises(ConfigError, match="3 classes"):
+        train_head(fs, save=False, **options)
