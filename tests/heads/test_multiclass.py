@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-from cactus_features import train_head
+from cactus_features import load_features, train_head
+from cactus_features.cli import _register, cli
 from cactus_features.errors import ConfigError
 from cactus_features.features import FeatureSet
 from cactus_features.heads import predict_scores
 from cactus_features.heads.config import HeadConfig
 from cactus_features.heads.prepare.data import prepare
+from cactus_features.report import compare
 from cactus_features.runfile import load_run
+from tests.conftest import write_digits
+
+from .synthetic import write_cache
 
 
 def k_class_features(n_classes: int, n: int = 600, d: int = 12, seed: int = 0) -> FeatureSet:
@@ -100,3 +108,76 @@ def test_heads_without_k_classes_refuse_them(options):
     fs = k_class_features(3)
     with pytest.raises(ConfigError, match="3 classes"):
         train_head(fs, save=False, **options)
+
+
+def _two_backbones(tmp_path: Path) -> list[Path]:
+    """Two 4-class caches over the same images (different signal), written to disk."""
+    paths = []
+    for name, seed in (("alpha", 3), ("beta", 4)):
+        fs = k_class_features(4, seed=3)
+        x = fs.embeddings + np.random.default_rng(seed).standard_normal(fs.embeddings.shape)
+        fs = replace(fs, key={"backbone": name, "resolution": 8}, _embeddings=x.astype(np.float32))
+        paths.append(write_cache(tmp_path / "cache" / f"{name}_8.h5", fs))
+    return paths
+
+
+def test_compare_two_multiclass_runs_from_disk(tmp_path):
+    runs = [
+        train_head(load_features(p), out=tmp_path / "runs").path for p in _two_backbones(tmp_path)
+    ]
+    result = compare(runs, out=tmp_path / "report", n_bootstrap=50)
+    assert result.task == "multiclass" and result.n_classes == 4
+    labels = [b.label for b in result.backbones]
+    assert [label.split()[0] for label in labels] == ["alpha@8", "beta@8"]
+    accuracy = result.row(labels[0]).metrics["accuracy"].value
+    run = load_run(runs[0])
+    test = run.predictions.select("test")
+    assert accuracy == pytest.approx(np.mean(test.score.argmax(axis=1) == test.label))
+    assert (tmp_path / "report" / "report.md").is_file()
+
+
+def test_cli_train_and_compare_a_multiclass_cache(tmp_path):
+    caches = _two_backbones(tmp_path)
+    _register()
+    runner = CliRunner()
+    out = runner.invoke(cli, ["train", *map(str, caches), "--out", str(tmp_path / "runs"), "-q"])
+    assert out.exit_code == 0, out.output
+    assert out.output.count("val macro AUC") == 2
+    runs = sorted((tmp_path / "runs").glob("*.h5"))
+    assert len(runs) == 2
+    out = runner.invoke(
+        cli, ["compare", *map(str, runs), "--out", str(tmp_path / "report"), "--bootstrap", "20"]
+    )
+    assert out.exit_code == 0, out.output
+    assert "alpha@8" in out.output and "beta@8" in out.output
+    assert (tmp_path / "report" / "report.md").is_file()
+
+
+@pytest.fixture(scope="module")
+def digits_cache(tmp_path_factory) -> FeatureSet:
+    """scikit-learn's digits as class folders, extracted once with ``efficientnet_lite0@64``."""
+    from cactus_features import extract_features
+
+    root = tmp_path_factory.mktemp("digits")
+    (fs,) = extract_features(
+        write_digits(root / "digits"), "efficientnet_lite0@64", cache_dir=root / "cache", quiet=True
+    )
+    return fs
+
+
+def test_digits_top1_matches_sklearn_best_on_validation(digits_cache):
+    fs = digits_cache
+    result = train_head(fs, save=False)
+    preds = result.predictions
+    test = preds.split == 2
+    ours = float(np.mean(preds.score[test].argmax(axis=1) == preds.label[test]))
+    _, proba = sklearn_best_on_val(fs, result.config)
+    theirs = float(np.mean(proba[test].argmax(axis=1) == preds.label[test]))
+    grid = result.run.info["grid"]
+    print(
+        f"digits efficientnet_lite0@64 softmax head: test top-1 {ours:.4f} "
+        f"(scikit-learn best on validation {theirs:.4f}), l2 {grid['chosen_value']:g}, "
+        f"{result.seconds:.2f}s"
+    )
+    assert abs(ours - theirs) <= 0.01
+    assert ours > 0.9
