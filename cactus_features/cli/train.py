@@ -29,7 +29,7 @@ COMMON_FIELDS = (
     "select",
 )
 """The :class:`HeadConfig` fields both ``train`` and ``sweep`` take as options, in help order."""
-TRAIN_FIELDS = ("preset", "lr", "weight_decay", "seed", "solver", "l2_grid", "C")
+TRAIN_FIELDS = ("preset", "lr", "weight_decay", "seed", "solver", "l2_grid", "C", "positive_class")
 """The fields only ``train`` takes (``sweep`` takes lists of the first three)."""
 
 

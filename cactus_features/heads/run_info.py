@@ -131,7 +131,7 @@ def build_info(
         "features_path": _features_path(fs, parts),
         "features_key": fs.key,
         "class_names": list(data.class_names),
-        "positive_class": 1,
+        "positive_class": data.positive_index,
         "class_weights": [float(w) for w in data.class_weights],
         "class_weight_mode": data.class_weight_mode,
         "best_epoch": int(best_epoch),
