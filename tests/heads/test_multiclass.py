@@ -181,3 +181,17 @@ def test_digits_top1_matches_sklearn_best_on_validation(digits_cache):
     )
     assert abs(ours - theirs) <= 0.01
     assert ours > 0.9
+
+
+def test_submission_has_one_probability_column_per_class(tmp_path):
+    from cactus_features.study.predict import write_submission
+
+    fs = k_class_features(3, seed=2)
+    result = train_head(fs, save=False)
+    scores = predict_scores(result.run, fs.embeddings[:4])
+    ids = [str(i) for i in fs.ids[:4]]
+    path = write_submission(tmp_path / "s.csv", "id", result.run.info["class_names"], ids, scores)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "id,c0,c1,c2" and len(lines) == 5
+    values = np.array([[float(v) for v in line.split(",")[1:]] for line in lines[1:]])
+    np.testing.assert_allclose(values, scores, atol=1e-6)
