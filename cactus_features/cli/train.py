@@ -29,7 +29,7 @@ COMMON_FIELDS = (
     "select",
 )
 """The :class:`HeadConfig` fields both ``train`` and ``sweep`` take as options, in help order."""
-TRAIN_FIELDS = ("preset", "lr", "weight_decay", "seed", "solver", "l2_grid", "C")
+TRAIN_FIELDS = ("preset", "lr", "weight_decay", "seed", "solver", "l2_grid", "C", "positive_class")
 """The fields only ``train`` takes (``sweep`` takes lists of the first three)."""
 
 
@@ -126,6 +126,11 @@ def _one_off(info: dict[str, Any]) -> str:
     return f" (+{seconds:.2f}s one-off kernel compile/load)" if seconds >= 0.01 else ""
 
 
+def _auc_name(info: dict[str, Any]) -> str:
+    """``val AUC`` (binary), or ``val macro AUC`` (one-vs-rest, K classes)."""
+    return "val macro AUC" if info.get("task") == "multiclass" else "val AUC"
+
+
 def _weights(values: Any) -> str:
     return "[" + ", ".join(f"{w:.4f}" for w in values) + "]"
 
@@ -160,7 +165,7 @@ def train(
         info = result.run.info
         click.echo(
             f"{info['backbone_name']} [{info['protocol']}]: {_fit_summary(info)} in "
-            f"{result.seconds:.2f}s{_one_off(info)}, val AUC {result.val_auc:.4f}, class "
+            f"{result.seconds:.2f}s{_one_off(info)}, {_auc_name(info)} {result.val_auc:.4f}, class "
             f"weights {_weights(result.class_weights)} ({info['class_weight_mode']}) -> "
             f"{result.path}"
         )

@@ -79,7 +79,10 @@ def train_head(
             ``standardize``, ``scale`` (``"feature"`` or ``"global"``), ``solver``
             (``"grid"``, ``"adam"`` or ``"lbfgs"``), ``l2_grid`` (the grid's strengths),
             ``C`` and ``tol`` (L-BFGS), ``select`` (``"val_auc"``, ``"val_loss"`` or
-            ``"last"``), ``hidden`` and ``dropout`` (MLP).
+            ``"last"``), ``hidden`` and ``dropout`` (MLP), ``positive_class`` (binary
+            tasks: the class name the scores are the probability of; ``None``: a label
+            ``1``/``true``/``yes``, ``X`` of ``X`` and ``no_X``, else the second class).
+            More than two classes: the linear head with the tuned protocol, a softmax.
 
     Returns:
         The trained head's run, curves, predictions and class weights.
@@ -159,7 +162,8 @@ def predict_scores(
         device: Where to compute (``None``: CUDA when available).
 
     Returns:
-        float64 probabilities of class ``run.info["positive_class"]``, shape ``[N]``.
+        float64 probabilities of class ``run.info["positive_class"]``, shape ``[N]``;
+        of every class, ``[N, K]``, for a K-class run.
 
     Raises:
         CacheError: If the embedding dimension does not match the head (or a kNN

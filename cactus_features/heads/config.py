@@ -143,6 +143,9 @@ class HeadConfig:
             decay on the same mean loss.
         preset: The named preset (:data:`PRESETS`) the configuration was built from, or
             ``""`` for none; fields given beside it override it (see :func:`protocol_label`).
+        positive_class: Binary tasks: the name of the class the head scores (``None``:
+            :func:`~cactus_features.data.classes.positive_class_index`'s rule). Left out
+            of :meth:`to_dict` (and so of the hash) when ``None``.
     """
 
     head: str = field(default="linear", metadata=_cli(choices=HEADS))
@@ -194,6 +197,14 @@ class HeadConfig:
         metadata=_cli(
             choices=tuple(PRESETS),
             help="Named protocol: tuned (the default) or report (the seed's Adam recipe).",
+        ),
+    )
+    positive_class: str | None = field(
+        default=None,
+        metadata=_cli(
+            type=str,
+            help="Binary tasks: the class scores are the probability of (default: a label "
+            "1/true/yes, X of X and no_X, else the second class).",
         ),
     )
 
@@ -344,6 +355,8 @@ class HeadConfig:
         d["l2_grid"] = list(self.l2_grid)
         if isinstance(self.class_weight, tuple):
             d["class_weight"] = list(self.class_weight)
+        if d["positive_class"] is None:  # runs of the rule keep their config and hash
+            del d["positive_class"]
         return d
 
     def short_hash(self) -> str:

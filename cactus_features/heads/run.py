@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cactus_features.data.classes import BINARY, MULTICLASS
 from cactus_features.features import FeatureSet
 from cactus_features.heads.config import HeadConfig, protocol_label
 from cactus_features.heads.convergence import (
@@ -120,6 +121,7 @@ def assemble_run(
         split=np.asarray(fs.split[data.rows], dtype=np.uint8),
         label=np.asarray(fs.labels[data.rows], dtype=np.int64),
         score=scores,
+        task=MULTICLASS if len(data.class_names) > 2 else BINARY,
     )
     solver_info = dict(fit.info)
     if "convergence" not in solver_info:
@@ -183,7 +185,8 @@ def score_rows(
     embeddings: np.ndarray,
     device: torch.device | None = None,
 ) -> np.ndarray:
-    """P(positive class) of raw embedding rows under a head module.
+    """P(positive class) of raw embedding rows under a head module (a softmax head: the
+    probability of every class).
 
     Args:
         module: The head (eval mode).
@@ -192,18 +195,23 @@ def score_rows(
         device: Where to run the head (default CPU).
 
     Returns:
-        float64 scores ``[N]``.
+        float64 scores ``[N]``, or ``[N, K]`` for a K-class head.
     """
     dev = torch.device(device or "cpu")
     module = module.to(dev).eval()
-    out = np.empty(len(embeddings), dtype=np.float64)
+    n_out = int(list(module.parameters())[-1].shape[0])
+    multi = n_out > 1
+    out = np.empty((len(embeddings), n_out) if multi else len(embeddings), dtype=np.float64)
     with torch.no_grad():
         for a in range(0, len(embeddings), PREDICT_BATCH):
             x = np.asarray(embeddings[a : a + PREDICT_BATCH], dtype=np.float32)
             if standardizer is not None:
                 x = standardizer.transform(x)
-            logits = module(torch.from_numpy(x).to(dev))[:, 0]
-            out[a : a + len(x)] = torch.sigmoid(logits.double()).cpu().numpy()
+            logits = module(torch.from_numpy(x).to(dev)).double()
+            if multi:
+                out[a : a + len(x)] = torch.softmax(logits, dim=1).cpu().numpy()
+            else:
+                out[a : a + len(x)] = torch.sigmoid(logits[:, 0]).cpu().numpy()
     return out
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cactus_features.data.classes import MULTICLASS
 from cactus_features.features import FeatureSet
 from cactus_features.heads.prepare.data import PreparedData
 
@@ -117,7 +118,8 @@ def build_info(
     """The ``RunFile.info`` of a run.
 
     Always holds ``backbone_name``, ``features_path``, ``features_key``,
-    ``class_names``, ``positive_class``, ``class_weights``, ``class_weight_mode``,
+    ``class_names``, ``positive_class`` (binary; ``task`` for K classes),
+    ``class_weights``, ``class_weight_mode``,
     ``best_epoch``, ``epochs_run``, ``train_seconds``, ``dim``, ``n_train``,
     ``n_val``, ``n_test``; plus ``model_info``, ``timings`` and ``weights_label``
     copied from the cache when present (combined over the parts of a concatenation),
@@ -129,7 +131,7 @@ def build_info(
         "features_path": _features_path(fs, parts),
         "features_key": fs.key,
         "class_names": list(data.class_names),
-        "positive_class": 1,
+        "positive_class": data.positive_index,
         "class_weights": [float(w) for w in data.class_weights],
         "class_weight_mode": data.class_weight_mode,
         "best_epoch": int(best_epoch),
@@ -146,6 +148,9 @@ def build_info(
         "device": str(device),
         "torch_version": torch.__version__,
     }
+    if len(data.class_names) > 2:  # K classes: no positive class
+        del info["positive_class"]
+        info["task"] = MULTICLASS
     if len(parts) > 1:
         info.update(_combined_attrs(parts))
         info["parts"] = [

@@ -120,7 +120,8 @@ def sweep_heads(
             ``head``, ``epochs``, ``batch_size``, ``class_weight``, ``standardize``,
             ``select`` (each head's epoch selection, and the grid criterion:
             ``"val_loss"``: lowest loss; otherwise highest validation AUC, ties by
-            lower loss), ``hidden``, ``dropout`` (MLP), ``scale``; ``solver`` may only be ``"adam"``
+            lower loss), ``hidden``, ``dropout`` (MLP), ``scale``, ``positive_class``
+            (binary tasks); ``solver`` may only be ``"adam"``
             (a sweep is its own protocol: ``preset`` and ``l2_grid`` do not apply).
 
     Returns:

@@ -116,7 +116,7 @@ def load_study(path: str | Path) -> StudyConfig:
         q = Path(p).expanduser()
         return os.path.normpath(q if q.is_absolute() else (base / q))
 
-    known = {f.name for f in fields(StudyConfig)} | {"backbone", "head"}
+    known = {f.name for f in fields(StudyConfig)} | {"backbone", "head", "positive_class"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown keys {', '.join(unknown)}; see examples/*.toml")
@@ -144,7 +144,11 @@ def load_study(path: str | Path) -> StudyConfig:
         data=resolve(raw["data"]) or "",
         labels=resolve(raw.get("labels")),
         backbones=backbones,
-        heads=list(raw.get("head", [{"head": "linear"}])),
+        heads=[
+            # a top-level positive_class = "NAME" applies to every head that names none
+            {"positive_class": raw["positive_class"], **h} if "positive_class" in raw else h
+            for h in raw.get("head", [{"head": "linear"}])
+        ],
         out=resolve(raw.get("out", "report")) or "report",
         cache_dir=resolve(raw.get("cache_dir", "cache")) or "cache",
         missing_weights=raw.get("missing_weights", "error"),

@@ -22,7 +22,7 @@ class Submission:
     Attributes:
         path: The CSV written.
         ids: Image ids in file order.
-        scores: P(positive class) per id.
+        scores: P(positive class) per id ``[N]``, or of every class ``[N, K]``.
     """
 
     path: Path
@@ -49,7 +49,8 @@ def predict_folder(
     device: str | None = None,
     quiet: bool = False,
 ) -> Submission:
-    """Score every image of an unlabelled folder and write ``id,<label column>`` rows.
+    """Score every image of an unlabelled folder and write ``id,<label column>`` rows
+    (for a K-class run, ``id,<class 1>,...,<class K>``: one probability column per class).
 
     The images go through the same backbone settings as the run's training
     features (through the cache: a second call extracts nothing), then the head.
@@ -115,15 +116,42 @@ def predict_folder(
     ids = [str(i) for i in merged.ids]
     if sample_submission is not None:
         ids, scores = _in_sample_order(Path(sample_submission), id_column, ids, scores)
-    column = score_column or sources[0].attrs.get("source", {}).get("label_column") or "score"
+    if np.ndim(scores) == 2:  # K classes: one probability column per class
+        columns = [str(c) for c in run.info.get("class_names", [])]
+    else:
+        columns = [
+            score_column or sources[0].attrs.get("source", {}).get("label_column") or "score"
+        ]
+    out = write_submission(out, id_column, columns, ids, np.asarray(scores))
+    return Submission(out, ids, np.asarray(scores))
+
+
+def write_submission(
+    out: str | Path, id_column: str, columns: list[str], ids: list[str], scores: np.ndarray
+) -> Path:
+    """Write ``id,<score columns>`` rows: one score column (binary) or one per class.
+
+    Args:
+        out: CSV to write (its folder is made).
+        id_column: Id column name.
+        columns: Score column names: one for ``[N]`` scores, ``K`` for ``[N, K]``.
+        ids: Image ids in file order.
+        scores: ``[N]`` or ``[N, K]`` probabilities.
+
+    Returns:
+        The path written.
+    """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    rows = scores.reshape(len(ids), -1)
+    if rows.shape[1] != len(columns):
+        raise ValueError(f"{rows.shape[1]} score columns for column names {columns}")
     with open(out, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow([id_column, column])
-        for i, s in zip(ids, scores, strict=True):
-            writer.writerow([i, f"{float(s):.6f}"])
-    return Submission(out, ids, np.asarray(scores))
+        writer.writerow([id_column, *columns])
+        for i, row in zip(ids, rows, strict=True):
+            writer.writerow([i, *(f"{float(v):.6f}" for v in row)])
+    return out
 
 
 def _in_sample_order(

@@ -7,7 +7,8 @@ from typing import Any
 
 from cactus_features.data.classes import MULTICLASS, MULTILABEL
 from cactus_features.errors import ConfigError
-from cactus_features.heads.nn.models import output_dim
+from cactus_features.heads.config import HeadConfig
+from cactus_features.heads.nn.models import check_takes_classes
 
 
 def check_heads_support(
@@ -15,9 +16,9 @@ def check_heads_support(
 ) -> None:
     """Raise when the heads of a study cannot train on the dataset's task.
 
-    The multi-class check asks :func:`~cactus_features.heads.nn.models.output_dim`,
-    so it lifts by itself once the heads take K classes; multi-label data has no
-    head yet.
+    The multi-class check asks :func:`~cactus_features.heads.nn.models.check_takes_classes`
+    of each head (the linear head with the tuned protocol takes K classes); multi-label
+    data has no head yet.
 
     Args:
         task: The dataset's task kind (``binary``, ``multiclass``, ``multilabel``).
@@ -36,11 +37,26 @@ def check_heads_support(
             "use one label column, or run `cactus-features extract` alone"
         )
     if task == MULTICLASS:
-        try:
-            output_dim(len(class_names))
-        except ConfigError:
+        refused = sorted(
+            {
+                str(h.get("head"))
+                for h in heads
+                if not _takes_classes(HeadConfig.create(**h), len(class_names))
+            }
+        )
+        if refused:
             raise ConfigError(
-                f"multiclass task ({len(class_names)} classes: {names}): heads {kinds} take "
-                "binary tasks only so far; nothing was extracted: merge the classes into two, "
-                "or run `cactus-features extract` alone"
-            ) from None
+                f"multiclass task ({len(class_names)} classes: {names}): heads "
+                f"{', '.join(refused)} take binary tasks only so far (the linear head with the "
+                "tuned preset takes K classes); nothing was extracted: drop those heads, merge "
+                "the classes into two, or run `cactus-features extract` alone"
+            )
+
+
+def _takes_classes(config: HeadConfig, n_classes: int) -> bool:
+    """Whether a head configuration trains on ``n_classes`` classes."""
+    try:
+        check_takes_classes(config.head, config.solver, n_classes)
+    except ConfigError:
+        return False
+    return True

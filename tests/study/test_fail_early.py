@@ -30,8 +30,9 @@ def test_multiclass_study_stops_before_extraction(digits_folders, tmp_path):
     with pytest.raises(ConfigError) as caught:
         run_study(_study(tmp_path, digits_folders))
     assert str(caught.value).startswith(
-        "multiclass task (10 classes: 0, 1, 2, 3, 4, ...): heads linear, mlp take binary tasks "
-        "only so far; nothing was extracted"
+        "multiclass task (10 classes: 0, 1, 2, 3, 4, ...): heads mlp take binary tasks "
+        "only so far (the linear head with the tuned preset takes K classes); nothing was "
+        "extracted"
     )
     assert not (tmp_path / "cache").exists()
 
@@ -48,6 +49,12 @@ def test_multilabel_study_stops_before_extraction(tmp_path):
 
 def test_binary_tasks_pass_the_check():
     check_heads_support("binary", ["0", "1"], [{"head": "linear"}])
+
+
+def test_the_tuned_linear_head_passes_the_multiclass_check():
+    check_heads_support("multiclass", list("abc"), [{"head": "linear"}])
+    with pytest.raises(ConfigError, match="heads linear take binary"):
+        check_heads_support("multiclass", list("abc"), [{"head": "linear", "preset": "report"}])
 
 
 def test_cli_run_says_it_in_one_line(digits_folders, tmp_path, capsys):

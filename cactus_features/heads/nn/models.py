@@ -26,20 +26,34 @@ LAST_PREFIX = "last."
 """Prefix of the last-epoch weights saved next to the selected ones in a run file."""
 
 
+MULTICLASS_HEADS = ("linear",)
+"""Heads that take more than two classes (a softmax over K logits, by the ``grid`` solver)."""
+
+
 def output_dim(n_classes: int) -> int:
-    """Number of logits for ``n_classes`` classes (1 for binary).
+    """Number of logits for ``n_classes`` classes (1 for binary: a sigmoid; K above).
 
     Raises:
-        ConfigError: For more than two classes (multiclass heads are not implemented yet).
+        ConfigError: For fewer than two classes.
     """
-    if n_classes == 2:
-        return 1
     if n_classes < 2:
         raise ConfigError(f"need two classes to train a head, got {n_classes}")
-    raise ConfigError(
-        f"{n_classes} classes: only binary heads are implemented so far; "
-        "merge classes into two or extend heads.nn.models for softmax"
-    )
+    return 1 if n_classes == 2 else n_classes
+
+
+def check_takes_classes(head: str, solver: str, n_classes: int) -> None:
+    """Refuse a head that cannot train on ``n_classes`` classes.
+
+    Raises:
+        ConfigError: For more than two classes and a head other than the linear one
+            with the ``grid`` solver (the tuned protocol), which is all that takes K so far.
+    """
+    output_dim(n_classes)
+    if n_classes > 2 and (head not in MULTICLASS_HEADS or solver != "grid"):
+        raise ConfigError(
+            f"{n_classes} classes: the {head} head with solver {solver!r} takes two classes "
+            "only so far; use the linear head with the tuned preset (solver grid)"
+        )
 
 
 def layer_sizes(dim: int, hidden: Sequence[int], out_dim: int = 1) -> list[tuple[int, int]]:

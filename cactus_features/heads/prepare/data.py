@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from cactus_features.data.classes import positive_class_index
 from cactus_features.errors import CacheError, ConfigError
 from cactus_features.features import FeatureSet, concat_features, load_features
 from cactus_features.heads.config import HeadConfig
-from cactus_features.heads.nn.models import output_dim
+from cactus_features.heads.nn.models import check_takes_classes
 from cactus_features.heads.prepare.class_weights import compute_class_weights
 from cactus_features.heads.prepare.standardize import Standardizer
 
@@ -49,7 +50,7 @@ class SplitTensors:
 
     Attributes:
         x_train: ``[N, D]`` float32 (standardised) inputs.
-        y_train: ``[N]`` float32 targets in ``{0, 1}``.
+        y_train: ``[N]`` float32 targets: ``{0, 1}`` (binary), class indices (K classes).
         w_train: ``[N]`` float32 class weight of each row.
         x_val: ``[Nv, D]``.
         y_val: ``[Nv]``.
@@ -84,6 +85,9 @@ class PreparedData:
         standardizer: Training-split statistics (``None`` when disabled).
         class_weights: Weight of each class ``[K]`` (float64).
         class_weight_mode: ``"inverse"``, ``"balanced"``, ``"none"`` or ``"explicit"``.
+        n_train_split: Rows of the whole training split (when ``train`` is a subset).
+        positive_index: Binary tasks: the class the head scores (the target is
+            ``labels == positive_index``); ``None`` for K classes.
     """
 
     features: FeatureSet
@@ -96,6 +100,7 @@ class PreparedData:
     class_weights: np.ndarray
     class_weight_mode: str
     n_train_split: int | None = None
+    positive_index: int | None = 1
 
     def subset_info(self) -> dict[str, Any]:
         """Run ``info`` entries saying the head saw a subset of the training split (or none)."""
@@ -126,13 +131,15 @@ class PreparedData:
         order of rows does not change a full-batch gradient.
         """
         cw = torch.as_tensor(self.class_weights, dtype=torch.float32)
+        pos = self.positive_index
 
         def part(index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             y = torch.as_tensor(self.labels[index], dtype=torch.int64)
             x = torch.from_numpy(self.inputs(index))
+            target = y if pos is None or pos == 1 else (y == pos).to(torch.int64)
             return (
                 x.to(device).contiguous(),
-                y.to(torch.float32).to(device),
+                target.to(torch.float32).to(device),
                 cw[y].to(device),
             )
 
@@ -157,12 +164,18 @@ def prepare(
         The prepared data.
 
     Raises:
-        ConfigError: If the classes are not binary, the class weights do not fit,
+        ConfigError: If the head cannot take this many classes, the class weights do not fit,
             or the splits cannot support the configuration.
         CacheError: If labelled rows lack labels or the embeddings are not finite.
     """
     names = list(features.class_names)
-    output_dim(len(names))  # binary only, for now
+    check_takes_classes(config.head, config.solver, len(names))
+    positive = positive_class_index(names, config.positive_class) if len(names) == 2 else None
+    if positive is None and config.positive_class is not None:
+        raise ConfigError(
+            f"{features.name}: positive_class={config.positive_class!r} applies to binary "
+            f"tasks; this one has {len(names)} classes, so drop it"
+        )
     split = np.asarray(features.split)
     labels = np.asarray(features.labels)
     rows = np.flatnonzero(split <= 2)
@@ -208,7 +221,17 @@ def prepare(
     weights, mode = compute_class_weights(labels[train], names, config.class_weight)
     standardizer = Standardizer.fit(emb[train], scale=config.scale) if config.standardize else None
     return PreparedData(
-        features, names, rows, train, val, test, standardizer, weights, mode, n_train_split
+        features,
+        names,
+        rows,
+        train,
+        val,
+        test,
+        standardizer,
+        weights,
+        mode,
+        n_train_split,
+        positive,
     )
 
 

@@ -45,6 +45,7 @@ from cactus_features.heads.prepare.data import PreparedData, SplitTensors
 from cactus_features.heads.solvers.adam import AdamSolver
 from cactus_features.heads.solvers.base import Fit, Progress
 from cactus_features.heads.solvers.lbfgs import LbfgsFit, fit_logistic_lbfgs, gradient_convergence
+from cactus_features.heads.solvers.multinomial import fit_softmax_lbfgs, softmax_validation_scores
 from cactus_features.heads.solvers.precondition import CovariancePreconditioner, mean_curvature
 
 PRECONDITION_AFTER = 20
@@ -62,8 +63,8 @@ class PathPoint:
 
     Attributes:
         l2: The strength ``lam``.
-        weight: Coefficients ``[D]`` (float64).
-        bias: Intercept.
+        weight: Coefficients ``[D]`` (float64; ``[K, D]`` for a K-class softmax head).
+        bias: Intercept (a ``[K]`` tensor for a softmax head).
         iterations: L-BFGS iterations for this strength (from the previous solution).
         converged: Whether the gradient tolerance was met.
         grad_max: Largest gradient entry at the solution (NaN for scikit-learn).
@@ -74,7 +75,7 @@ class PathPoint:
 
     l2: float
     weight: torch.Tensor
-    bias: float
+    bias: float | torch.Tensor
     iterations: int
     converged: bool
     grad_max: float
@@ -91,6 +92,7 @@ def l2_path(
     tol: float = 1e-5,
     backend: str = "torch",
     precondition: bool = True,
+    n_classes: int = 2,
 ) -> list[PathPoint]:
     """Fit a warm-started L2 path of weighted logistic regressions, strongest first.
 
@@ -101,13 +103,18 @@ def l2_path(
         tol: Gradient tolerance (largest entry of the mean objective's gradient).
         backend: ``"torch"`` (the library's L-BFGS) or ``"sklearn"``.
         precondition: Switch to the covariance preconditioner when a strength needs more
-            than :data:`PRECONDITION_AFTER` iterations (``torch`` backend).
+            than :data:`PRECONDITION_AFTER` iterations (``torch`` backend, two classes).
+        n_classes: ``K``; above 2 each strength is a softmax (multinomial) fit
+            (:func:`~cactus_features.heads.solvers.multinomial.fit_softmax_lbfgs`) with
+            ``weight [K, D]`` and ``bias [K]``.
 
     Returns:
         One point per strength, in the order of ``l2_grid``.
     """
     order = sorted(range(len(l2_grid)), key=lambda i: -float(l2_grid[i]))
     fit_one = _sklearn_path(tensors, max_iter, tol) if backend == "sklearn" else None
+    if fit_one is None and n_classes > 2:
+        return _softmax_path(tensors, l2_grid, order, n_classes, max_iter, tol)
     pre: CovariancePreconditioner | None = None
     x, s = tensors.x_train, tensors.w_train
     total = float(s.double().sum())
@@ -130,6 +137,36 @@ def l2_path(
             )
             lb = _joined(lb, rest)
         theta = _theta(lb)
+        points[i] = _point(lam, lb, tensors)
+    return [points[i] for i in range(len(l2_grid))]
+
+
+def _softmax_path(
+    tensors: SplitTensors,
+    l2_grid: Sequence[float],
+    order: Sequence[int],
+    n_classes: int,
+    max_iter: int,
+    tol: float,
+) -> list[PathPoint]:
+    """The warm-started path of K-class softmax fits (in ``order``, strongest first)."""
+    x, y, s = tensors.x_train, tensors.y_train, tensors.w_train
+    total = float(s.double().sum())
+    theta: torch.Tensor | None = None
+    points: dict[int, PathPoint] = {}
+    for i in order:
+        lam = float(l2_grid[i])
+        lb = fit_softmax_lbfgs(
+            x,
+            y,
+            s,
+            n_classes,
+            C=1.0 / (max(lam, 1e-12) * total),
+            max_iter=max_iter,
+            tol=tol,
+            init=theta,
+        )
+        theta = torch.cat([lb.weight, lb.bias[:, None]], dim=1).reshape(-1)  # type: ignore[index]
         points[i] = _point(lam, lb, tensors)
     return [points[i] for i in range(len(l2_grid))]
 
@@ -171,7 +208,7 @@ def _point(lam: float, lb: LbfgsFit, tensors: SplitTensors) -> PathPoint:
     """A fitted strength: its validation scores at the solution, and its curves (the
     per-iteration validation curves are not computed on the path, to save a pass over
     the validation rows per iteration: their last entry is the solution's)."""
-    loss, auc = validation_scores(lb.weight, lb.bias, tensors)
+    loss, auc = validation_scores(lb.weight, lb.bias, tensors)  # type: ignore[arg-type]
     if lb.iterations:
         lb.history["val_loss"][-1] = loss
         lb.history["val_auc"][-1] = auc
@@ -189,9 +226,13 @@ def _point(lam: float, lb: LbfgsFit, tensors: SplitTensors) -> PathPoint:
 
 
 def validation_scores(
-    weight: torch.Tensor, bias: float, tensors: SplitTensors
+    weight: torch.Tensor, bias: float | torch.Tensor, tensors: SplitTensors
 ) -> tuple[float, float]:
-    """Class-weighted mean validation log loss and AUC of a linear head."""
+    """Class-weighted mean validation log loss and AUC of a linear head (macro
+    one-vs-rest AUC for a ``[K, D]`` softmax head)."""
+    if weight.dim() == 2:
+        assert isinstance(bias, torch.Tensor)
+        return softmax_validation_scores(weight, bias, tensors)
     xv = tensors.x_val.double()
     z = torch.mv(xv, weight.to(xv)).add_(bias)
     wv = tensors.w_val.double()
@@ -208,6 +249,7 @@ def _sklearn_path(tensors: SplitTensors, max_iter: int, tol: float):  # type: ig
     y = tensors.y_train.cpu().numpy().astype(np.int64)
     s = tensors.w_train.cpu().numpy().astype(np.float64)
     model = LogisticRegression(solver="lbfgs", warm_start=True, max_iter=max_iter, tol=tol)
+    binary = len(np.unique(y)) <= 2
 
     def fit_one(lam: float, c_value: float) -> PathPoint:
         model.set_params(C=c_value)
@@ -215,8 +257,12 @@ def _sklearn_path(tensors: SplitTensors, max_iter: int, tol: float):  # type: ig
             warnings.simplefilter("ignore")  # ConvergenceWarning: recorded as converged=False
             model.fit(x, y, sample_weight=s)
         iterations = int(model.n_iter_[0])
-        weight = torch.as_tensor(model.coef_[0], dtype=torch.float64)
-        bias = float(model.intercept_[0])
+        if binary:
+            weight = torch.as_tensor(model.coef_[0], dtype=torch.float64)
+            bias: float | torch.Tensor = float(model.intercept_[0])
+        else:  # multinomial: coef_ [K, D], intercept_ [K]
+            weight = torch.as_tensor(model.coef_, dtype=torch.float64)
+            bias = torch.as_tensor(model.intercept_, dtype=torch.float64)
         loss, auc = validation_scores(weight.to(tensors.x_val.device), bias, tensors)
         return PathPoint(
             l2=lam,
@@ -322,6 +368,7 @@ class GridSolver:
             tol=config.tol,
             backend=self.backend,
             precondition=self.precondition,
+            n_classes=len(data.class_names),
         )
         del tensors
         seconds = time.perf_counter() - start
@@ -339,10 +386,16 @@ class GridSolver:
             k,
             extra={"grad_max": [p.grad_max for p in points]},
         )
-        state = {
-            "linear.weight": best.weight.float().cpu().numpy()[None, :],
-            "linear.bias": np.array([best.bias], dtype=np.float32),
-        }
+        if best.weight.dim() == 2:  # K-class softmax head
+            state = {
+                "linear.weight": best.weight.float().cpu().numpy(),
+                "linear.bias": torch.as_tensor(best.bias).float().cpu().numpy(),
+            }
+        else:
+            state = {
+                "linear.weight": best.weight.float().cpu().numpy()[None, :],
+                "linear.bias": np.array([best.bias], dtype=np.float32),
+            }
         state.update({LAST_PREFIX + name: v.copy() for name, v in list(state.items())})
         if not best.history or not len(next(iter(best.history.values()))):
             # No iteration ran (the start already met the tolerance, e.g. constant features).

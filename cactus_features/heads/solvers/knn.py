@@ -298,6 +298,8 @@ class KnnSolver:
         cw = data.class_weights
         choice = choose_k(val_nb, labels[data.val], ks, opts.temperature, cw)
         scores = vote_share(neighbours, choice.k, opts.temperature, cw)
+        if data.positive_index == 0:  # the other class's share (k's choice is symmetric)
+            scores = 1.0 - scores
         train_loss = weighted_log_loss(
             vote_share(train_nb, choice.k, opts.temperature, cw), labels[data.train], cw
         )
@@ -396,4 +398,5 @@ def predict_knn(run: Any, embeddings: np.ndarray, device: torch.device | None = 
     bank_labels = torch.as_tensor(fs.labels[rows], dtype=torch.long, device=dev)
     k = int(meta["k"])
     nb = nearest(prepared(emb), prepared(raw), bank_labels, k)
-    return vote_share(nb, k, float(meta["temperature"]), run.info["class_weights"])
+    share = vote_share(nb, k, float(meta["temperature"]), run.info["class_weights"])
+    return share if int(run.info.get("positive_class", 1)) == 1 else 1.0 - share

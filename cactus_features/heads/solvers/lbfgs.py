@@ -131,9 +131,74 @@ def fit_logistic_lbfgs(
         wv = wv / wv.sum()
     curves: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_auc": []}
 
+    def record(theta: torch.Tensor, loss: float) -> None:
+        curves["train_loss"].append(loss)
+        if has_val:
+            zv = torch.mv(xv, theta[:d].to(mat)).to(dt).add_(theta[d])
+            vloss = F.binary_cross_entropy_with_logits(zv, yv, weight=wv, reduction="sum")
+            curves["val_loss"].append(float(vloss))
+            curves["val_auc"].append(float(roc_auc(zv, yv > 0.5)))
+        else:
+            curves["val_loss"].append(float("nan"))
+            curves["val_auc"].append(float("nan"))
+
     theta = torch.zeros(d + 1, dtype=dt, device=x.device)
     if init is not None:
         theta.copy_(init)
+    theta, grad, iterations, converged = minimize_lbfgs(
+        evaluate,
+        theta,
+        max_iter=max_iter,
+        tol=tol,
+        history_size=history_size,
+        preconditioner=preconditioner,
+        on_step=record,
+    )
+    return LbfgsFit(
+        weight=theta[:d].clone(),
+        bias=float(theta[d]),
+        history={k: np.asarray(v, dtype=np.float64) for k, v in curves.items()},
+        iterations=iterations,
+        converged=converged,
+        seconds=time.perf_counter() - start,
+        grad_max=float(grad.abs().max()),
+    )
+
+
+def gradient_convergence(converged: bool, grad_max: float, iterations: int) -> dict[str, Any]:
+    """The run ``info["convergence"]`` of an L-BFGS fit: converged, and by what measure."""
+    return {
+        "converged": bool(converged),
+        "measure": "max |gradient| of the objective",
+        "value": float(grad_max),
+        "iterations": int(iterations),
+    }
+
+
+def minimize_lbfgs(
+    evaluate: Callable[[torch.Tensor], tuple[float, torch.Tensor]],
+    theta: torch.Tensor,
+    *,
+    max_iter: int,
+    tol: float,
+    history_size: int = 10,
+    preconditioner: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    on_step: Callable[[torch.Tensor, float], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+    """Minimise a smooth convex function by L-BFGS with a backtracking Armijo search.
+
+    Args:
+        evaluate: ``theta -> (f, gradient)`` (float64 vectors).
+        theta: The starting point (1-D, float64).
+        max_iter: Iteration limit.
+        tol: Stop when the largest gradient entry is at most this.
+        history_size: L-BFGS memory.
+        preconditioner: The initial inverse-Hessian approximation (default: scaled identity).
+        on_step: Called with ``(theta, f)`` after each accepted step.
+
+    Returns:
+        ``(theta, gradient, iterations, converged)`` at the last accepted point.
+    """
     loss, grad = evaluate(theta)
     pairs: list[tuple[torch.Tensor, torch.Tensor, float]] = []  # (s, y, 1 / y.s)
     converged = float(grad.abs().max()) <= tol
@@ -162,37 +227,12 @@ def fit_logistic_lbfgs(
                 pairs.pop(0)
         stalled = loss - new_loss <= 1e-16 * max(1.0, abs(loss))
         theta, loss, grad = new_theta, new_loss, new_grad
-        curves["train_loss"].append(loss)
-        if has_val:
-            zv = torch.mv(xv, theta[:d].to(mat)).to(dt).add_(theta[d])
-            vloss = F.binary_cross_entropy_with_logits(zv, yv, weight=wv, reduction="sum")
-            curves["val_loss"].append(float(vloss))
-            curves["val_auc"].append(float(roc_auc(zv, yv > 0.5)))
-        else:
-            curves["val_loss"].append(float("nan"))
-            curves["val_auc"].append(float("nan"))
+        if on_step is not None:
+            on_step(theta, loss)
         converged = float(grad.abs().max()) <= tol
         if stalled:
             break
-    return LbfgsFit(
-        weight=theta[:d].clone(),
-        bias=float(theta[d]),
-        history={k: np.asarray(v, dtype=np.float64) for k, v in curves.items()},
-        iterations=iterations,
-        converged=converged,
-        seconds=time.perf_counter() - start,
-        grad_max=float(grad.abs().max()),
-    )
-
-
-def gradient_convergence(converged: bool, grad_max: float, iterations: int) -> dict[str, Any]:
-    """The run ``info["convergence"]`` of an L-BFGS fit: converged, and by what measure."""
-    return {
-        "converged": bool(converged),
-        "measure": "max |gradient| of the objective",
-        "value": float(grad_max),
-        "iterations": int(iterations),
-    }
+    return theta, grad, iterations, converged
 
 
 def _first_step(grad: torch.Tensor) -> float:
