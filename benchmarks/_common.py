@@ -98,3 +98,12 @@ def print_table(rows: list[list[str]], header: list[str]) -> None:
     print("-" * len(line))
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def print_header() -> None:
+    """Print the exact command, the machine and how busy the CPU was before the start."""
+    print(f"command: {command_line()}")
+    print(f"machine: {machine_summary()}")
+    busy = cpu_busy_share()
+    if busy is not None:
+        print(f"CPU busy before start (other processes): {busy:.0%}")

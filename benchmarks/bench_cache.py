@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import best_of, command_line, cpu_busy_share, data_paths, machine_summary
+from _common import best_of, data_paths, print_header
 
 from cactus_features.features import load_features
 from cactus_features.store.entries import write_entry
@@ -152,11 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = build_parser().parse_args()
-    print(f"command: {command_line()}")
-    print(f"machine: {machine_summary()}")
-    busy = cpu_busy_share()
-    if busy is not None:
-        print(f"CPU busy before start (other processes): {busy:.0%}")
+    print_header()
     folder = Path(tempfile.mkdtemp(prefix="bench_cache_"))
     try:
         _run(args, folder)

@@ -24,7 +24,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from _common import best_of, command_line, cpu_busy_share, machine_summary
+from _common import best_of, print_header
 
 from cactus_features.metrics import compare_runs
 from cactus_features.runfile import Predictions, RunFile
@@ -113,11 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = build_parser().parse_args()
-    print(f"command: {command_line()}")
-    print(f"machine: {machine_summary()}")
-    busy = cpu_busy_share()
-    if busy is not None:
-        print(f"CPU busy before start (other processes): {busy:.0%}")
+    print_header()
     n, nb, boot = args.n, args.backbones, args.bootstrap
     binary = _runs(n, 2, nb, multiclass=False)
     s, _ = best_of(lambda: compare_runs(binary, threshold=0.5, n_bootstrap=boot), args.repeats)
