@@ -8,8 +8,8 @@ one source, which describes, builds and loads it.
 
 A source with a ``prefix`` owns its names by that prefix and lists them only
 when asked (:func:`list_backbones`), so importing the registry does not import
-it; a source with a ``strip_classifier`` method removes its models' classifier
-itself (:func:`strip_head`).
+it; each source removes its models' classifier its own way (:func:`strip_head`;
+the generic way is :class:`~cactus_features.backbones.spec.SourceDefaults`).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ SOURCE_KINDS: Mapping[str, type] = MappingProxyType(
 
 
 def _prefix(source: BackboneSource) -> str:
-    return getattr(source, "prefix", "")
+    return source.prefix
 
 
 def compose(sources: Iterable[BackboneSource]) -> Mapping[str, BackboneSource]:
@@ -144,7 +144,7 @@ def check_backbone_name(name: str) -> str:
     names = list(prefixed.names()) if prefixed is not None else available_backbones()
     if name in names:
         return name
-    special = getattr(prefixed, "unknown_hint", lambda _: None)(name)
+    special = prefixed.unknown_hint(name) if prefixed is not None else None
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = special or (
         f"did you mean {', '.join(close)}?" if close else "see `cactus-features backbones`"
@@ -181,8 +181,7 @@ def _names(index: int) -> frozenset[str]:
 
 def strip_head(name: str, model: nn.Module) -> nn.Module:
     """Make a built model return pooled features (the source's own way, if it has one)."""
-    strip = getattr(source_of(name), "strip_classifier", None)
-    return strip(model) if strip is not None else strip_classifier(model)
+    return source_of(name).strip_classifier(model)
 
 
 def build_architecture(name: str) -> nn.Module:
@@ -230,9 +229,9 @@ class Listed:
 
 def preview(name: str, *, dims: bool = True) -> Listed:
     """A listing row; sources with a ``preview`` (timm) skip building unless ``dims``."""
-    quick = getattr(source_of(name), "preview", None)
-    if quick is None or dims:
+    quick = None if dims else source_of(name).preview(name)
+    if quick is None:
         spec = get_spec(name)
         return Listed(name, spec.dim, spec.default_resolution, spec.weights, spec.offline)
-    resolution, weights = quick(name)
+    resolution, weights = quick
     return Listed(name, None, resolution, weights, False)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from torch import nn
+
+from cactus_features.backbones.architecture import strip_classifier
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -91,8 +93,14 @@ class BackboneSource(Protocol):
         """Describe ``name`` without allocating real weights."""
         ...
 
-    def resolve_weights(self, name: str, weights: str) -> WeightsSpec:
-        """Resolve a weights name (``DEFAULT``, case-insensitive) without loading it."""
+    prefix: str
+    """The name prefix the source owns (``timm/``); empty: it lists its names."""
+
+    def resolve_weights(
+        self, name: str, weights: str, *, allow_download: bool = True
+    ) -> WeightsSpec:
+        """Resolve a weights name (``DEFAULT``, case-insensitive) without loading it
+        (a source that needs the file's hash may fetch it, when ``allow_download``)."""
         ...
 
     def load_weights(self, model: nn.Module, name: str, weights: WeightsSpec) -> None:
@@ -108,3 +116,34 @@ class BackboneSource(Protocol):
     ) -> str | None:
         """Why resolved named weights cannot be had here, or ``None`` when they can."""
         ...
+
+    def strip_classifier(self, model: nn.Module) -> nn.Module:
+        """Make a built model return pooled features, in place."""
+        ...
+
+    def unknown_hint(self, name: str) -> str | None:
+        """A hint for a name under the source's prefix that it does not know."""
+        ...
+
+    def preview(self, name: str) -> tuple[int, tuple[str, ...]] | None:
+        """Default resolution and weights names without building (``None``: build)."""
+        ...
+
+
+class SourceDefaults:
+    """The optional parts of a :class:`BackboneSource`, as most sources have them: no
+    prefix, the generic classifier removal, no special hint, describe by building."""
+
+    prefix: ClassVar[str] = ""
+
+    def strip_classifier(self, model: nn.Module) -> nn.Module:
+        """The last ``nn.Linear`` becomes the identity (:func:`architecture.strip_classifier`)."""
+        return strip_classifier(model)
+
+    def unknown_hint(self, name: str) -> str | None:
+        """No hint beyond the close matches."""
+        return None
+
+    def preview(self, name: str) -> tuple[int, tuple[str, ...]] | None:
+        """``None``: the listing builds the model on the meta device."""
+        return None

@@ -50,15 +50,13 @@ def _existing_file(weights_file: str | Path) -> Path:
 def _named(name: str, weights: str | None, *, allow_download: bool = True) -> WeightsSpec | None:
     """The source's resolution of a weights name; ``None`` for random initialisation.
 
-    A source whose resolving may download (``resolve_downloads``, timm: the key
-    needs the file's hash) is told whether it may.
+    The source is told whether resolving may download (timm fetches the file to put
+    its hash in the cache key).
     """
     if weights is None or str(weights).lower() in {"none", "random"}:
         return None
     source = source_of(name)
-    if getattr(source, "resolve_downloads", False):
-        return source.resolve_weights(name, weights, allow_download=allow_download)  # type: ignore[call-arg]
-    return source.resolve_weights(name, weights)
+    return source.resolve_weights(name, weights, allow_download=allow_download)
 
 
 def load_weights(

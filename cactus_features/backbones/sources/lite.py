@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import nn
 
-from cactus_features.backbones.spec import BackboneSpec, WeightsSpec
+from cactus_features.backbones.spec import BackboneSpec, SourceDefaults, WeightsSpec
 from cactus_features.backbones.statedict import load_strict, read_state_dict, sha256_file
 from cactus_features.errors import WeightsError
 
@@ -290,7 +290,7 @@ def load_lite_weights(
 
 
 @dataclass(frozen=True)
-class LiteSource:
+class LiteSource(SourceDefaults):
     """The registry source of the Lite family: one entry per row of ``variants``."""
 
     variants: tuple[LiteVariant, ...] = VARIANTS
@@ -328,7 +328,9 @@ class LiteSource:
             offline=True,
         )
 
-    def resolve_weights(self, name: str, weights: str) -> WeightsSpec:
+    def resolve_weights(
+        self, name: str, weights: str, *, allow_download: bool = True
+    ) -> WeightsSpec:
         """``DEFAULT`` or the packaged file's label (case-insensitive)."""
         packaged = self._variant(name).weights
         if weights.upper() not in {"DEFAULT", packaged.label}:

@@ -31,7 +31,13 @@ import torch
 from torch import nn
 
 from cactus_features.backbones.architecture import build_meta
-from cactus_features.backbones.spec import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, WeightsSpec
+from cactus_features.backbones.spec import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BackboneSpec,
+    SourceDefaults,
+    WeightsSpec,
+)
 from cactus_features.backbones.statedict import load_strict, read_state_dict, sha256_file
 from cactus_features.errors import ConfigError, WeightsError
 
@@ -124,7 +130,7 @@ def _without_classifier(state: dict[str, torch.Tensor], cfg: Any) -> dict[str, t
 
 
 @dataclass(frozen=True)
-class TimmSource:
+class TimmSource(SourceDefaults):
     """The timm models, under the ``timm/`` prefix (built headless, pooled features).
 
     Attributes:
@@ -136,7 +142,6 @@ class TimmSource:
     label: ClassVar[str] = "timm"
     prefix: ClassVar[str] = PREFIX
     # Resolving named weights may fetch the file (the cache key needs its hash).
-    resolve_downloads: ClassVar[bool] = True
 
     def names(self) -> tuple[str, ...]:
         """``timm/`` plus every ``timm.list_models()`` entry (imports timm).

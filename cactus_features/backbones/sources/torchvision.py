@@ -16,7 +16,13 @@ import torch
 from torch import nn
 
 from cactus_features.backbones.architecture import build_meta, embedding_dim
-from cactus_features.backbones.spec import IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, WeightsSpec
+from cactus_features.backbones.spec import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BackboneSpec,
+    SourceDefaults,
+    WeightsSpec,
+)
 from cactus_features.backbones.statedict import load_strict, read_state_dict, sha256_file
 from cactus_features.errors import WeightsError
 
@@ -50,7 +56,7 @@ def _entry(name: str, label: str) -> torchvision.models.WeightsEnum:
     return _models().get_model_weights(name)[label]
 
 
-class TorchvisionSource:
+class TorchvisionSource(SourceDefaults):
     """The torchvision classification models (``resnet50``, ``vit_b_16``, ...)."""
 
     label: ClassVar[str] = "torchvision"
@@ -93,7 +99,9 @@ class TorchvisionSource:
             offline=False,
         )
 
-    def resolve_weights(self, name: str, weights: str) -> WeightsSpec:
+    def resolve_weights(
+        self, name: str, weights: str, *, allow_download: bool = True
+    ) -> WeightsSpec:
         """A member of the model's weights enum; its hash is the file name's suffix."""
         enum = _models().get_model_weights(name)
         try:
