@@ -109,6 +109,11 @@ class PreparedData:
         return {"train_subset": {"rows": int(self.train.size), "of": self.n_train_split}}
 
     @property
+    def task(self) -> str:
+        """``"binary"``, ``"multiclass"`` or ``"multilabel"`` (the feature set's task)."""
+        return self.features.task
+
+    @property
     def labels(self) -> np.ndarray:
         """Label index of every row of the cache."""
         return self.features.labels
