@@ -81,22 +81,45 @@ def run(**kw) -> None:
 
 
 @click.command()
-@click.option("--out", default="report/demo", show_default=True, help="Report folder.")
+@click.option(
+    "--dataset",
+    type=click.Choice(["aerial", "digits"]),
+    default="aerial",
+    show_default=True,
+    help="aerial: a generated Kaggle-layout cactus set (2 classes); digits: scikit-learn's "
+    "8x8 digit scans as class folders (10 classes).",
+)
+@click.option("--out", help="Report folder (default report/demo, report/demo-digits).")
 @click.option("--cache-dir", default="cache", show_default=True)
-@click.option("--n-train", type=int, default=2000, show_default=True)
-@click.option("--resolution", type=int, default=96, show_default=True)
+@click.option("--n-train", type=int, default=2000, show_default=True, help="Aerial only.")
+@click.option("--resolution", type=int, help="Input side (default 96 aerial, 64 digits).")
 @click.option("--quiet", "-q", is_flag=True)
-def demo(out: str, cache_dir: str, n_train: int, resolution: int, quiet: bool) -> None:
-    """The whole study on a generated aerial data set: no download, no data needed."""
+def demo(
+    dataset: str, out: str | None, cache_dir: str, n_train: int, resolution: int | None, quiet: bool
+) -> None:
+    """The whole study offline, on generated aerial images or on scikit-learn's digits."""
     from cactus_features.study.demo import run_demo
 
     setup_logging(quiet)
     result = run_demo(
-        out=out, cache_dir=cache_dir, n_train=n_train, resolution=resolution, quiet=quiet
+        dataset=dataset,
+        out=out,
+        cache_dir=cache_dir,
+        n_train=n_train,
+        resolution=resolution,
+        quiet=quiet,
     )
-    _print_study(result.study, Path(out))
-    click.echo(f"submission for the generated test images: {result.submission.path}")
-    click.echo(f"done: open {Path(out) / 'report.md'}")
+    folder = result.out
+    _print_study(result.study, folder)
+    if result.held_out_accuracy is not None:
+        click.echo(
+            f"submission for the {len(result.submission.ids)} held-out digits: "
+            f"{result.submission.path} (top-1 accuracy {result.held_out_accuracy:.3f} against "
+            f"{result.data_root / 'test_labels.csv'})"
+        )
+    else:
+        click.echo(f"submission for the generated test images: {result.submission.path}")
+    click.echo(f"done: open {folder / 'report.md'}")
 
 
 @click.command()
