@@ -122,6 +122,7 @@ def assemble_run(
         label=np.asarray(fs.labels[data.rows], dtype=np.int64),
         score=scores,
         task=MULTICLASS if len(data.class_names) > 2 else BINARY,
+        positive_index=1 if data.positive_index is None else data.positive_index,
     )
     solver_info = dict(fit.info)
     if "convergence" not in solver_info:

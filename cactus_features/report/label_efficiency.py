@@ -12,12 +12,18 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from cactus_features.data.classes import BINARY, MULTILABEL
 from cactus_features.report.csv_files import _write_csv
 from cactus_features.report.formatting import format_estimate, table
 from cactus_features.report.plots import colors, save_figure
-from cactus_features.study.label_efficiency import CURVE_METRICS, LabelEfficiencyResult
+from cactus_features.study.label_efficiency import LabelEfficiencyResult
 
-METRIC_TITLES = {"roc_auc": "Test ROC AUC", "accuracy": "Test accuracy"}
+METRIC_TITLES = {
+    "roc_auc": "Test ROC AUC",
+    "accuracy": "Test accuracy",
+    "macro_roc_auc": "Test macro ROC AUC",
+    "macro_map": "Test macro mAP",
+}
 """Column and axis titles of the curve metrics."""
 STEM = "label_efficiency"
 """File stem of the written table, CSV and figure."""
@@ -29,11 +35,27 @@ def describe(result: LabelEfficiencyResult) -> str:
     head = f"`{result.head}` head" + (f" ({options})" if options else " (its defaults)")
     seeds = ", ".join(str(s) for s in result.seeds)
     pct = round(100 * result.ci)
+    if result.task == MULTILABEL:
+        drawn = (
+            "prefixes of a seeded shuffle of the training split, nested across fractions "
+            f"(at least {result.min_per_class} positives and negatives of each label)"
+        )
+    else:
+        drawn = (
+            "stratified subsamples of the training split, nested across fractions "
+            f"(at least {result.min_per_class} rows of each class)"
+        )
+    accuracy = (
+        "accuracy at each run's validation-chosen threshold (max Youden's J)"
+        if result.task == BINARY
+        else "accuracy: top-1"
+        if "accuracy" in result.metrics
+        else "macro averages over the labels"
+    )
     return (
-        f"The {head} trained on stratified subsamples of the training split, nested across "
-        f"fractions (at least {result.min_per_class} rows of each class), seeds {seeds}; "
+        f"The {head} trained on {drawn}, seeds {seeds}; "
         f"validation and test splits unchanged ({result.n_test} test images). Values are the "
-        "mean over seeds; accuracy at each run's validation-chosen threshold (max Youden's J). "
+        f"mean over seeds; {accuracy}. "
         f"[brackets]: {pct} % paired bootstrap CI of that mean over the test set "
         f"({result.n_bootstrap} resamples); seeds: the seeds' min–max."
     )
@@ -42,8 +64,9 @@ def describe(result: LabelEfficiencyResult) -> str:
 def rows(result: LabelEfficiencyResult) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the table (one row per backbone and fraction)."""
     names = result.class_names or tuple(str(i) for i in range(2))
-    headers = ["Backbone", "Train share", "Train rows (" + " / ".join(names) + ")"]
-    for m in CURVE_METRICS:
+    counted = "positives: " if result.task == MULTILABEL else ""
+    headers = ["Backbone", "Train share", f"Train rows ({counted}" + " / ".join(names) + ")"]
+    for m in result.metrics:
         headers += [METRIC_TITLES[m], f"{METRIC_TITLES[m].split()[-1]} seeds"]
     headers.append("Train s")
     out = []
@@ -53,7 +76,7 @@ def rows(result: LabelEfficiencyResult) -> tuple[list[str], list[list[str]]]:
             _percent(p.fraction),
             f"{p.n_train} (" + " / ".join(map(str, p.n_per_class)) + ")",
         ]
-        for m in CURVE_METRICS:
+        for m in result.metrics:
             seeds = p.by_seed[m]
             row += [format_estimate(p.metrics[m]), f"{min(seeds):.3f}–{max(seeds):.3f}"]
         row.append(f"{p.train_seconds:.1f}")
@@ -74,13 +97,13 @@ def write_csv(result: LabelEfficiencyResult, path: Path) -> Path:
     """One row per backbone and fraction: sizes, each metric with interval and seed range."""
     names = result.class_names or tuple(str(i) for i in range(2))
     header = ["backbone", "fraction", "n_train", *[f"n_train_{n}" for n in names]]
-    for m in CURVE_METRICS:
+    for m in result.metrics:
         header += [m, f"{m}_low", f"{m}_high", f"{m}_seed_min", f"{m}_seed_max"]
     header += ["train_seconds", "seeds", "n_bootstrap"]
     body = []
     for p in result.points:
         row: list = [p.backbone, p.fraction, p.n_train, *p.n_per_class]
-        for m in CURVE_METRICS:
+        for m in result.metrics:
             e, seeds = p.metrics[m], p.by_seed[m]
             row += [e.value, e.low, e.high, min(seeds), max(seeds)]
         row += [p.train_seconds, " ".join(map(str, result.seeds)), result.n_bootstrap]
@@ -92,10 +115,10 @@ def write_csv(result: LabelEfficiencyResult, path: Path) -> Path:
 def curve_figure(result: LabelEfficiencyResult) -> Figure:
     """Test AUC and accuracy against the training share (log axis), one line per
     backbone, with its bootstrap interval as a band."""
-    fig = Figure(figsize=(5.2 * len(CURVE_METRICS), 4.0), layout="constrained")
-    axes = fig.subplots(1, len(CURVE_METRICS), squeeze=False)[0]
+    fig = Figure(figsize=(5.2 * len(result.metrics), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(result.metrics), squeeze=False)[0]
     palette = colors(len(result.backbones))
-    for ax, m in zip(axes, CURVE_METRICS, strict=True):
+    for ax, m in zip(axes, result.metrics, strict=True):
         for color, name in zip(palette, result.backbones, strict=True):
             pts = result.curve(name)
             x = np.array([100 * p.fraction for p in pts])

@@ -10,9 +10,18 @@ never touched: each head is trained through :func:`~cactus_features.heads.train_
 with ``train_rows`` (its defaults, whatever they are, select on validation) and
 scored on the full test split.
 
-Per (backbone, fraction) the reported value is the mean over seeds of the test
-ROC AUC and of the test accuracy at each run's validation-chosen threshold
-(max Youden's J, as ``compare``'s default rule). Its interval is a paired
+Multi-label data has no single class to stratify by: each seed shuffles the
+training rows once and the subsample at ``f`` is the first ``max(round(f * n), m)``
+of them, ``m`` the shortest prefix holding ``min_per_class`` positives and
+negatives of every label (still nested and reproducible).
+
+Per (backbone, fraction) the reported values are the mean over seeds of the
+task's curve metrics (:data:`CURVE_METRICS`) on the test split: binary, the ROC
+AUC and the accuracy at each run's validation-chosen threshold (max Youden's J,
+as ``compare``'s default rule); K classes, the macro one-vs-rest ROC AUC and the
+top-1 accuracy; multi-label, the macro mAP and the macro ROC AUC (each computed
+by the registries of :mod:`~cactus_features.metrics.multiclass` and
+:mod:`~cactus_features.metrics.multilabel`, as in ``compare``). Its interval is a paired
 percentile bootstrap of the test set (:func:`~cactus_features.metrics.stats.paired_bootstrap`):
 every resample re-weights the same test images for every backbone, fraction and
 seed, and the mean over seeds is recomputed on it. It covers the test-set
@@ -29,11 +38,14 @@ from typing import Any
 
 import numpy as np
 
+from cactus_features.data.classes import BINARY, MULTICLASS, MULTILABEL, positive_class_index
 from cactus_features.errors import ConfigError
 from cactus_features.features import FeatureSet
 from cactus_features.heads import train_head
 from cactus_features.heads.prepare.data import FeaturesArg, resolve_features
 from cactus_features.metrics.core import all_metrics, choose_threshold
+from cactus_features.metrics.multiclass import MULTICLASS_METRICS, MulticlassCases
+from cactus_features.metrics.multilabel import MULTILABEL_METRICS, MultilabelCases
 from cactus_features.metrics.results import Estimate
 from cactus_features.metrics.stats import paired_bootstrap, percentile_interval
 
@@ -43,10 +55,17 @@ SEEDS = (0, 1, 2)
 """Default subsampling seeds."""
 MIN_PER_CLASS = 2
 """Fewest training rows of each class in any subsample."""
-CURVE_METRICS = ("roc_auc", "accuracy")
-"""The metrics of the curves (names in :data:`~cactus_features.metrics.core.METRIC_NAMES`)."""
+CURVE_METRICS: dict[str, tuple[str, ...]] = {
+    BINARY: ("roc_auc", "accuracy"),
+    MULTICLASS: ("macro_roc_auc", "accuracy"),
+    MULTILABEL: ("macro_map", "macro_roc_auc"),
+}
+"""The metrics of the curves of each task (names in
+:data:`~cactus_features.metrics.core.METRIC_NAMES`, ``MULTICLASS_METRICS`` and
+``MULTILABEL_METRICS``)."""
 THRESHOLD_RULE = "val"
-"""Accuracy is taken at each run's validation-chosen threshold (max Youden's J)."""
+"""Binary accuracy is taken at each run's validation-chosen threshold (max Youden's J)."""
+_CLASS_METRICS = {MULTICLASS: MULTICLASS_METRICS, MULTILABEL: MULTILABEL_METRICS}
 
 
 def class_counts(n_per_class: Sequence[int], fraction: float, min_per_class: int) -> list[int]:
@@ -93,6 +112,54 @@ def nested_subsets(
         counts = class_counts(sizes, f, min_per_class)
         out[f] = np.sort(np.concatenate([o[:n] for o, n in zip(orders, counts, strict=True)]))
     return out
+
+
+def nested_prefix_subsets(
+    label_matrix: np.ndarray,
+    train: np.ndarray,
+    fractions: Sequence[float],
+    seed: int,
+    min_per_class: int = MIN_PER_CLASS,
+    names: Sequence[str] = (),
+) -> dict[float, np.ndarray]:
+    """Multi-label training-row subsamples: prefixes of one seeded shuffle, for one seed.
+
+    The subsample at ``f`` is the first ``max(round(f * n), m)`` shuffled training
+    rows, ``m`` the shortest prefix with ``min_per_class`` positives and negatives of
+    every label; so subsamples are nested across fractions and reproducible.
+
+    Args:
+        label_matrix: ``[N, L]`` 0/1 labels of every cache row.
+        train: The training split's row indices.
+        fractions: Shares of the training split, each in ``(0, 1]``.
+        seed: Seeds the shuffle.
+        min_per_class: Fewest positives and negatives of each label in any subsample.
+        names: Label names (for the error message).
+
+    Returns:
+        ``{fraction: sorted row indices}``.
+
+    Raises:
+        ConfigError: On a fraction outside ``(0, 1]`` or a label with fewer than
+            ``min_per_class`` positives or negatives in the whole training split.
+    """
+    check_fractions(fractions)
+    order = np.random.default_rng(seed).permutation(np.asarray(train))
+    y = np.asarray(label_matrix, dtype=bool)[order]
+    pos, neg = np.cumsum(y, axis=0), np.cumsum(~y, axis=0)
+    enough = (pos >= min_per_class) & (neg >= min_per_class)
+    if not enough[-1].all():
+        bad = int(np.flatnonzero(~enough[-1])[0])
+        name = names[bad] if bad < len(names) else str(bad)
+        raise ConfigError(
+            f"label {name!r} has fewer than min_per_class={min_per_class} positive or negative "
+            "training rows; lower it or label more images"
+        )
+    shortest = int(np.flatnonzero(enough.all(axis=1))[0]) + 1
+    return {
+        f: np.sort(order[: max(shortest, min(len(order), round(f * len(order))))])
+        for f in fractions
+    }
 
 
 def check_fractions(fractions: Sequence[float]) -> None:
@@ -146,6 +213,7 @@ class LabelEfficiencyResult:
         options: The other :func:`train_head` options given (empty: its defaults).
         seconds: Wall time of the whole computation.
         class_names: Class names in index order.
+        task: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
     """
 
     points: list[CurvePoint]
@@ -159,6 +227,12 @@ class LabelEfficiencyResult:
     options: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     class_names: tuple[str, ...] = ()
+    task: str = BINARY
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The curve metrics of the task (:data:`CURVE_METRICS`)."""
+        return CURVE_METRICS[self.task]
 
     @property
     def backbones(self) -> list[str]:
@@ -172,7 +246,8 @@ class LabelEfficiencyResult:
 
 @dataclass
 class _Scored:
-    """Test scores and thresholds of one (backbone, fraction) over the seeds."""
+    """Test scores (``[Nt]`` binary, ``[Nt, K]`` otherwise) and binary thresholds of one
+    (backbone, fraction) over the seeds."""
 
     scores: list[np.ndarray] = field(default_factory=list)
     thresholds: list[float] = field(default_factory=list)
@@ -225,35 +300,31 @@ def label_efficiency(
     sets = [resolve_features(f)[0] for f in features]
     if not sets:
         raise ConfigError("give at least one feature cache")
-    test_ids, is_pos = _test_split(sets)
+    task = sets[0].task
+    positive = (
+        positive_class_index(list(sets[0].class_names), options.get("positive_class"))
+        if task == BINARY
+        else None
+    )
+    test_ids, targets = _test_split(sets, positive)
     scored: dict[tuple[int, float], _Scored] = {}
     labels_of = _labels(sets)
     for b, fs in enumerate(sets):
-        labels = np.asarray(fs.labels)
-        split = np.asarray(fs.split)
-        train, val = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
         for seed in seeds:
-            subsets = nested_subsets(labels, train, fractions, seed, min_per_class)
-            for f in fractions:
-                rows = subsets[f]
+            for f, rows in _subsets(fs, fractions, seed, min_per_class).items():
                 result = train_head(
                     fs, head=head, device=device, save=False, train_rows=rows, **options
                 )
-                preds = result.predictions
-                position = {i: n for n, i in enumerate(preds.ids.tolist())}
-                te = np.fromiter((position[i] for i in test_ids), dtype=np.intp)
-                va = np.fromiter((position[i] for i in fs.ids[val]), dtype=np.intp)
                 cell = scored.setdefault((b, f), _Scored())
-                cell.scores.append(preds.score[te])
-                cell.thresholds.append(choose_threshold(labels[val] == 1, preds.score[va]))
+                _score(cell, fs, result.predictions, test_ids, positive)
                 cell.seconds += result.seconds
-                cell.counts = tuple(np.bincount(labels[rows], minlength=len(fs.class_names)))
+                cell.counts = _counts(fs, rows)
                 if progress is not None:
                     progress(
                         f"{fs.name}: {f:.0%} ({rows.size} rows), seed {seed}: "
                         f"val AUC {result.val_auc:.4f} in {result.seconds:.2f}s"
                     )
-    points = _points(scored, labels_of, fractions, is_pos, n_bootstrap, ci, bootstrap_seed)
+    points = _points(scored, labels_of, fractions, task, targets, n_bootstrap, ci, bootstrap_seed)
     return LabelEfficiencyResult(
         points=points,
         fractions=fractions,
@@ -266,7 +337,43 @@ def label_efficiency(
         options=dict(options),
         seconds=time.perf_counter() - start,
         class_names=tuple(sets[0].class_names),
+        task=task,
     )
+
+
+def _subsets(
+    fs: FeatureSet, fractions: Sequence[float], seed: int, min_per_class: int
+) -> dict[float, np.ndarray]:
+    """The nested training subsamples of one seed: stratified by class, or (multi-label)
+    prefixes of a shuffle."""
+    train = np.flatnonzero(np.asarray(fs.split) == 0)
+    if fs.label_matrix is not None:
+        return nested_prefix_subsets(
+            fs.label_matrix, train, fractions, seed, min_per_class, list(fs.class_names)
+        )
+    return nested_subsets(np.asarray(fs.labels), train, fractions, seed, min_per_class)
+
+
+def _counts(fs: FeatureSet, rows: np.ndarray) -> tuple[int, ...]:
+    """Training rows of each class (multi-label: positives of each label) of a subsample."""
+    if fs.label_matrix is not None:
+        return tuple(int(c) for c in np.asarray(fs.label_matrix)[rows].sum(axis=0))
+    return tuple(int(c) for c in np.bincount(fs.labels[rows], minlength=len(fs.class_names)))
+
+
+def _score(
+    cell: _Scored, fs: FeatureSet, preds: Any, test_ids: np.ndarray, positive: int | None
+) -> None:
+    """Add one run's test scores (and, binary, its validation-chosen threshold) to a cell."""
+    position = {i: n for n, i in enumerate(preds.ids.tolist())}
+    te = np.fromiter((position[i] for i in test_ids), dtype=np.intp)
+    cell.scores.append(preds.score[te])
+    if positive is not None:
+        val = np.flatnonzero(np.asarray(fs.split) == 1)
+        va = np.fromiter((position[i] for i in fs.ids[val]), dtype=np.intp)
+        cell.thresholds.append(
+            choose_threshold(np.asarray(fs.labels)[val] == positive, preds.score[va])
+        )
 
 
 def _labels(sets: Sequence[FeatureSet]) -> list[str]:
@@ -278,50 +385,61 @@ def _labels(sets: Sequence[FeatureSet]) -> list[str]:
     ]
 
 
-def _test_split(sets: Sequence[FeatureSet]) -> tuple[np.ndarray, np.ndarray]:
-    """The shared test ids (first set's order) and whether each is positive.
+def _test_split(sets: Sequence[FeatureSet], positive: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The shared test ids (first set's order) and their targets: whether each is
+    positive (binary), its class (K classes) or its 0/1 labels ``[Nt, L]`` (multi-label).
 
     Raises:
         ConfigError: If the sets' test images or labels differ, or a class is missing.
     """
     first = sets[0]
-    test = np.asarray(first.split) == 2
-    ids, labels = first.ids[test], np.asarray(first.labels)[test]
-    for fs in sets[1:]:
+
+    def targets(fs: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
         t = np.asarray(fs.split) == 2
-        other = dict(zip(fs.ids[t].tolist(), np.asarray(fs.labels)[t].tolist(), strict=True))
-        if len(other) != len(ids) or any(
-            other.get(i) != lab for i, lab in zip(ids, labels, strict=True)
-        ):
+        y = np.asarray(fs.label_matrix if fs.label_matrix is not None else fs.labels)[t]
+        return fs.ids[t], y
+
+    ids, y = targets(first)
+    for fs in sets[1:]:
+        other_ids, other_y = targets(fs)
+        order = {i: n for n, i in enumerate(other_ids.tolist())}
+        same = len(order) == len(ids) and all(i in order for i in ids.tolist())
+        if not same or not np.array_equal(other_y[[order[i] for i in ids.tolist()]], y):
             raise ConfigError(
                 f"{first.name} and {fs.name} have different test images or labels; "
                 "extract every backbone from the same data with the same split"
             )
-    is_pos = labels == 1
-    if is_pos.all() or not is_pos.any():
-        raise ConfigError(f"{first.name}: the test split needs both classes")
-    return ids, is_pos
+    if positive is not None:
+        y = y == positive
+        if y.all() or not y.any():
+            raise ConfigError(f"{first.name}: the test split needs both classes")
+    elif len(ids) == 0:
+        raise ConfigError(f"{first.name}: the test split is empty; make a split with one")
+    return ids, y
 
 
 def _points(
     scored: dict[tuple[int, float], _Scored],
     names: list[str],
     fractions: tuple[float, ...],
-    is_pos: np.ndarray,
+    task: str,
+    targets: np.ndarray,
     n_bootstrap: int,
     ci: float,
     seed: int,
 ) -> list[CurvePoint]:
     """Point estimates, seed values and bootstrap intervals of every cell."""
+    metrics = CURVE_METRICS[task]
 
     def seed_values(cell: _Scored, weights: np.ndarray | None) -> dict[str, np.ndarray]:
-        per_seed = [
-            all_metrics(is_pos, s, {THRESHOLD_RULE: t}, weights)[THRESHOLD_RULE]
-            for s, t in zip(cell.scores, cell.thresholds, strict=True)
-        ]
-        return {
-            m: np.stack([np.asarray(v[m], np.float64) for v in per_seed]) for m in CURVE_METRICS
-        }
+        if task == BINARY:
+            per_seed = [
+                all_metrics(targets, s, {THRESHOLD_RULE: t}, weights)[THRESHOLD_RULE]
+                for s, t in zip(cell.scores, cell.thresholds, strict=True)
+            ]
+        else:
+            per_seed = [_class_values(task, targets, s, weights, metrics) for s in cell.scores]
+        return {m: np.stack([np.asarray(v[m], np.float64) for v in per_seed]) for m in metrics}
 
     def statistic(weights: np.ndarray) -> dict[Hashable, np.ndarray]:
         out: dict[Hashable, np.ndarray] = {}
@@ -330,28 +448,44 @@ def _points(
                 out[(key, m)] = v.mean(axis=0)
         return out
 
-    reps = paired_bootstrap(statistic, len(is_pos), n_bootstrap, seed) if n_bootstrap else {}
+    reps = paired_bootstrap(statistic, len(targets), n_bootstrap, seed) if n_bootstrap else {}
     points = []
     for b, name in enumerate(names):
         for f in fractions:
             cell = scored[(b, f)]
             values = seed_values(cell, None)
-            metrics = {}
-            for m in CURVE_METRICS:
+            estimates = {}
+            for m in metrics:
                 low, high = percentile_interval(reps[((b, f), m)], ci) if reps else (np.nan,) * 2
-                metrics[m] = Estimate(float(values[m].mean()), low, high)
+                estimates[m] = Estimate(float(values[m].mean()), low, high)
             points.append(
                 CurvePoint(
                     backbone=name,
                     fraction=f,
                     n_train=int(sum(cell.counts)),
                     n_per_class=tuple(int(c) for c in cell.counts),
-                    metrics=metrics,
-                    by_seed={m: tuple(float(x) for x in values[m]) for m in CURVE_METRICS},
+                    metrics=estimates,
+                    by_seed={m: tuple(float(x) for x in values[m]) for m in metrics},
                     train_seconds=cell.seconds,
                 )
             )
     return points
+
+
+def _class_values(
+    task: str,
+    targets: np.ndarray,
+    proba: np.ndarray,
+    weights: np.ndarray | None,
+    names: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """The named K-class or multi-label metrics of one run's test probabilities."""
+    cases: Any = (
+        MulticlassCases(np.asarray(targets, np.int64), np.asarray(proba), weights)
+        if task == MULTICLASS
+        else MultilabelCases(np.asarray(targets, bool), np.asarray(proba), weights)
+    )
+    return {m.name: m.compute(cases) for m in _CLASS_METRICS[task] if m.name in names}
 
 
 def study_label_efficiency(

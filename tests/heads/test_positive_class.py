@@ -41,6 +41,9 @@ def test_cactus_folders_score_cactus(head):
     default = train_head(fs, head, save=False, **options)
     other = train_head(fs, head, save=False, positive_class="no_cactus", **options)
     assert default.run.info["positive_class"] == 0 and other.run.info["positive_class"] == 1
+    # the in-memory predictions say so too (compare on an unsaved run scores cactus)
+    assert default.predictions.positive_index == 0 and other.predictions.positive_index == 1
+    assert compare_runs([default.run], n_bootstrap=0).positive_name == "cactus"
     flipped = 1.0 - other.predictions.score
     if head == "mlp":  # not symmetric (initialisation, epoch choice): the same ranking
         assert np.corrcoef(default.predictions.score, flipped)[0, 1] > 0.95

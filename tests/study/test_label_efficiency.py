@@ -165,3 +165,82 @@ def test_a_study_adds_the_curves_to_its_report(kaggle_data, tmp_path: Path) -> N
     assert "![Label-efficiency curves](label_efficiency.png)" in report
     assert (tmp_path / "report" / "label_efficiency.csv").is_file()
     assert "label_efficiency" in result.seconds
+
+
+def _three_classes():
+    fs = make_features(n=360, d=8, n_classes=3, seed=2)
+    rng = np.random.default_rng(5)
+    means = 2.0 * rng.standard_normal((3, fs.embeddings.shape[1]))
+    x = fs.embeddings + means[fs.labels].astype(np.float32)
+    return replace(fs, _embeddings=x.astype(np.float32))
+
+
+def test_k_class_curves_are_top1_and_macro_auc_of_heads_trained_by_hand() -> None:
+    fs = _three_classes()
+    result = label_efficiency([fs], (0.1, 1.0), (0, 1), n_bootstrap=100)
+    assert result.task == "multiclass" and result.metrics == ("macro_roc_auc", "accuracy")
+    point = result.curve(fs.name)[0]
+    test = fs.split == 2
+    aucs, accs = [], []
+    for seed in (0, 1):
+        rows = nested_subsets(fs.labels, _train(fs), (0.1, 1.0), seed)[0.1]
+        run = train_head(fs, save=False, train_rows=rows)
+        score = dict(zip(run.predictions.ids, run.predictions.score, strict=True))
+        proba = np.stack([score[i] for i in fs.ids[test]])
+        aucs.append(roc_auc_score(fs.labels[test], proba, multi_class="ovr", average="macro"))
+        accs.append(np.mean(proba.argmax(axis=1) == fs.labels[test]))
+    np.testing.assert_allclose(point.by_seed["macro_roc_auc"], aucs, atol=1e-12)
+    np.testing.assert_allclose(point.by_seed["accuracy"], accs, atol=1e-12)
+    est = point.metrics["accuracy"]
+    assert est.low <= est.value <= est.high and est.high > est.low
+    assert len(point.n_per_class) == 3 and min(point.n_per_class) >= 2
+
+
+def test_k_class_curves_render(tmp_path: Path) -> None:
+    from cactus_features.report.label_efficiency import rows, write_label_efficiency
+
+    result = label_efficiency([_three_classes()], (0.2, 1.0), (0,), n_bootstrap=50)
+    headers, body = rows(result)
+    assert "Test macro ROC AUC" in headers and "Test accuracy" in headers
+    assert headers[2] == "Train rows (0 / 1 / 2)" and len(body) == 2
+    paths = write_label_efficiency(result, tmp_path)
+    text = paths["markdown"].read_text()
+    assert "accuracy: top-1" in text and "Youden" not in text
+    assert "macro_roc_auc_low" in paths["csv"].read_text().splitlines()[0]
+
+
+def test_multilabel_subsamples_are_nested_seeded_prefixes_with_every_label_present() -> None:
+    from cactus_features.study.label_efficiency import nested_prefix_subsets
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((500, 3)) < [0.5, 0.2, 0.03]).astype(np.uint8)
+    train = np.arange(0, 500, 2)
+    subsets = nested_prefix_subsets(y, train, (0.01, 0.1, 1.0), seed=4, min_per_class=2)
+    assert set(subsets[0.01]) <= set(subsets[0.1]) <= set(subsets[1.0]) == set(train)
+    for rows in subsets.values():
+        counts = y[rows].sum(axis=0)
+        assert (counts >= 2).all() and (len(rows) - counts >= 2).all()
+    # the rare label forces the smallest subsamples beyond round(f * 250) rows: to the
+    # shortest prefix with two of its positives
+    shortest = len(subsets[0.01])
+    assert shortest > 25 and len(subsets[0.1]) == shortest
+    order = np.random.default_rng(4).permutation(train)
+    assert y[order[:shortest], 2].sum() == 2 and y[order[: shortest - 1], 2].sum() == 1
+    again = nested_prefix_subsets(y, train, (0.01, 0.1, 1.0), seed=4, min_per_class=2)
+    assert all(np.array_equal(again[f], subsets[f]) for f in subsets)
+    y[train, 2] = 0
+    with pytest.raises(ConfigError, match="label 'c'"):
+        nested_prefix_subsets(y, train, (0.5,), seed=0, names=["a", "b", "c"])
+
+
+def test_binary_curves_score_the_positive_class_the_heads_score(fs) -> None:
+    named = replace(fs, class_names=["cactus", "no_cactus"])  # positive: cactus (index 0)
+    result = label_efficiency([named], (1.0,), (0,), n_bootstrap=0, epochs=30, lr=0.01)
+    run = train_head(named, epochs=30, lr=0.01, save=False)
+    assert run.predictions.positive_index == 0
+    test = named.split == 2
+    score = dict(zip(run.predictions.ids, run.predictions.score, strict=True))
+    te = np.array([score[i] for i in named.ids[test]])
+    expected = roc_auc_score(named.labels[test] == 0, te)
+    assert result.points[0].by_seed["roc_auc"] == pytest.approx((expected,), abs=1e-12)
+    assert expected > 0.7
