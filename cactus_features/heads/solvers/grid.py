@@ -18,6 +18,9 @@ MLP head: the strengths are Adam weight decays; all heads train as one stack
 through the batched engine (:class:`~cactus_features.heads.solvers.adam.AdamSolver`),
 each keeping its best validation epoch (early stopping by selection).
 
+Multi-label data: the linear head fits one such path per label, each an independent
+binary probe (:mod:`cactus_features.heads.solvers.multilabel`).
+
 Selection (``HeadConfig.select``): ``"val_loss"`` (the tuned preset) keeps the
 strength with the lowest class-weighted validation log loss: a proper scoring
 rule, smooth in ``lam`` and less noisy than AUC on a few thousand rows (which
@@ -38,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cactus_features.data.classes import MULTILABEL
 from cactus_features.heads.config import HeadConfig
 from cactus_features.heads.fastpath.auc import roc_auc
 from cactus_features.heads.nn.models import LAST_PREFIX
@@ -359,6 +363,8 @@ class GridSolver:
         return self._mlp(data, config, device)
 
     def _linear(self, data: PreparedData, config: HeadConfig, device: torch.device) -> Fit:
+        if data.task == MULTILABEL:  # one binary path per label
+            return self._multilabel(data, config, device)
         start = time.perf_counter()
         tensors = data.tensors(device)
         points = l2_path(
@@ -421,6 +427,14 @@ class GridSolver:
             group_size=1,
             weights=lambda _k: state,
             note=_note(grid),
+        )
+
+    def _multilabel(self, data: PreparedData, config: HeadConfig, device: torch.device) -> Fit:
+        """The linear multi-label head (:mod:`cactus_features.heads.solvers.multilabel`)."""
+        from cactus_features.heads.solvers.multilabel import fit_multilabel_linear  # uses l2_path
+
+        return fit_multilabel_linear(
+            data, config, device, backend=self.backend, precondition=self.precondition
         )
 
     def _mlp(self, data: PreparedData, config: HeadConfig, device: torch.device) -> Fit:
