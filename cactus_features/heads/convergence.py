@@ -65,7 +65,7 @@ def convergence_warnings(
     if isinstance(grid, Mapping) and grid.get("at_edge"):
         # a multi-label grid chooses per label and names the labels at the edge
         chosen = (
-            f"of labels {', '.join(grid['edge_labels'])}"
+            f"of label{'s' * (len(grid['edge_labels']) > 1)} {', '.join(grid['edge_labels'])}"
             if "edge_labels" in grid
             else f"{grid['chosen_value']:g}"
         )
