@@ -328,6 +328,25 @@ def grid_info(
     }
 
 
+def path_choice(points: Sequence[PathPoint], config: HeadConfig) -> tuple[int, dict[str, Any]]:
+    """The chosen strength of a fitted linear path (:func:`choose` by ``config.select``)
+    and the path's ``info["grid"]`` (:func:`grid_info`, with each strength's ``grad_max``)."""
+    loss = [p.val_loss for p in points]
+    auc = [p.val_auc for p in points]
+    k = choose(loss, auc, config.l2_grid, config.select)
+    grid = grid_info(
+        config,
+        config.l2_grid,
+        loss,
+        auc,
+        [p.converged for p in points],
+        [p.iterations for p in points],
+        k,
+        extra={"grad_max": [p.grad_max for p in points]},
+    )
+    return k, grid
+
+
 class GridSolver:
     """The ``grid`` solver: a grid of L2 strengths per head, the best on validation kept.
 
@@ -378,20 +397,8 @@ class GridSolver:
         )
         del tensors
         seconds = time.perf_counter() - start
-        loss = [p.val_loss for p in points]
-        auc = [p.val_auc for p in points]
-        k = choose(loss, auc, config.l2_grid, config.select)
+        k, grid = path_choice(points, config)
         best = points[k]
-        grid = grid_info(
-            config,
-            config.l2_grid,
-            loss,
-            auc,
-            [p.converged for p in points],
-            [p.iterations for p in points],
-            k,
-            extra={"grad_max": [p.grad_max for p in points]},
-        )
         if best.weight.dim() == 2:  # K-class softmax head
             state = {
                 "linear.weight": best.weight.float().cpu().numpy(),

@@ -3,8 +3,8 @@
 Each of the ``L`` labels is an independent weighted logistic regression, fitted by
 exactly the binary head's protocol (:func:`~cactus_features.heads.solvers.grid.l2_path`:
 the warm-started L2 path with its covariance preconditioner, the strength chosen by
-:func:`~cactus_features.heads.solvers.grid.choose` on that label's validation loss or
-AUC) on that label's column and per-label class weights, with its training rows
+:func:`~cactus_features.heads.solvers.grid.path_choice` on that label's validation loss
+or AUC) on that label's column and per-label class weights, with its training rows
 ordered by that label as the binary head orders them: label ``j``'s probe is the
 binary head a run on label ``j`` alone would train, bit for bit. The probes are
 saved as one linear layer ``linear.weight [L, D]``, ``linear.bias [L]`` (one
@@ -42,7 +42,7 @@ from cactus_features.heads.config import HeadConfig
 from cactus_features.heads.nn.models import LAST_PREFIX
 from cactus_features.heads.prepare.data import PreparedData, SplitTensors
 from cactus_features.heads.solvers.base import Fit
-from cactus_features.heads.solvers.grid import PathPoint, choose, grid_info, l2_path
+from cactus_features.heads.solvers.grid import PathPoint, l2_path, path_choice
 from cactus_features.heads.solvers.lbfgs import gradient_convergence
 
 
@@ -98,19 +98,7 @@ def fit_multilabel_linear(
             backend=backend,
             precondition=precondition,
         )
-        loss = [p.val_loss for p in points]
-        auc = [p.val_auc for p in points]
-        k = choose(loss, auc, config.l2_grid, config.select)
-        grids[name] = grid_info(
-            config,
-            config.l2_grid,
-            loss,
-            auc,
-            [p.converged for p in points],
-            [p.iterations for p in points],
-            k,
-            extra={"grad_max": [p.grad_max for p in points]},
-        )
+        k, grids[name] = path_choice(points, config)
         chosen.append(points[k])
     del tensors
     seconds = time.perf_counter() - start
