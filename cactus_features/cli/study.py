@@ -129,6 +129,15 @@ def demo(
 @click.option("--sample-submission", help="CSV whose id order the output follows.")
 @click.option("--id-column", default="id", show_default=True)
 @click.option("--score-column", help="Default: the training CSV's label column.")
+@click.option(
+    "--write",
+    type=click.Choice(["proba", "label"]),
+    default="proba",
+    show_default=True,
+    help="proba: probabilities (one column per class or label for K classes and "
+    "multi-label); label: one column of predictions (the most probable class; the labels "
+    "of probability >= 0.5 joined by the dataset's separator, else a space).",
+)
 @click.option("--device", default=None)
 @click.option("--quiet", "-q", is_flag=True)
 def predict(run_file: str, **kw) -> None:

@@ -12,6 +12,7 @@ import click
 from cactus_features.cli.options import apply
 from cactus_features.errors import ConfigError
 from cactus_features.heads.config import CLI, CliOption, HeadConfig
+from cactus_features.heads.prepare.class_weights import format_class_weights
 
 _CACHES = click.argument(
     "caches", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
@@ -112,6 +113,13 @@ def _fit_summary(info: dict[str, Any]) -> str:
         return f"kNN k={info['knn']['k']} (chosen on validation)"
     grid = info.get("grid")
     conv = "converged" if info.get("convergence", {}).get("converged") else "NOT converged"
+    if grid and "labels" in grid:  # multi-label: one strength per label
+        from cactus_features.heads.solvers.multilabel import chosen_strengths
+
+        return (
+            f"chose {grid['param']} per label ({chosen_strengths(grid)}) of "
+            f"{len(grid['values'])} ({conv})"
+        )
     if grid:
         return (
             f"chose {grid['param']} {grid['chosen_value']:g} of {len(grid['values'])} "
@@ -127,12 +135,10 @@ def _one_off(info: dict[str, Any]) -> str:
 
 
 def _auc_name(info: dict[str, Any]) -> str:
-    """``val AUC`` (binary), or ``val macro AUC`` (one-vs-rest, K classes)."""
-    return "val macro AUC" if info.get("task") == "multiclass" else "val AUC"
-
-
-def _weights(values: Any) -> str:
-    return "[" + ", ".join(f"{w:.4f}" for w in values) + "]"
+    """``val AUC`` (binary), ``val macro AUC`` (one-vs-rest, K classes) or ``val mean AUC``
+    (the mean of the labels' AUCs, multi-label)."""
+    names = {"multiclass": "val macro AUC", "multilabel": "val mean AUC"}
+    return names.get(str(info.get("task")), "val AUC")
 
 
 @click.command("train")
@@ -166,7 +172,8 @@ def train(
         click.echo(
             f"{info['backbone_name']} [{info['protocol']}]: {_fit_summary(info)} in "
             f"{result.seconds:.2f}s{_one_off(info)}, {_auc_name(info)} {result.val_auc:.4f}, class "
-            f"weights {_weights(result.class_weights)} ({info['class_weight_mode']}) -> "
+            f"weights {format_class_weights(result.class_weights, info['class_names'])} "
+            f"({info['class_weight_mode']}) -> "
             f"{result.path}"
         )
 
@@ -223,7 +230,8 @@ def sweep(
             f"{best.run.info['backbone_name']}: {len(result.grid)} heads in "
             f"{result.seconds:.2f}s ({result.seconds_per_head:.3f}s/head), best lr {cfg.lr:g} "
             f"wd {cfg.weight_decay:g} seed {cfg.seed}: epoch {best.best_epoch}, val AUC "
-            f"{best.val_auc:.4f}, class weights {_weights(best.class_weights)} -> {best.path} "
+            f"{best.val_auc:.4f}, class weights {format_class_weights(best.class_weights)} -> "
+            f"{best.path} "
             f"(grid: {result.grid_path})"
         )
 

@@ -19,6 +19,7 @@ from cactus_features.errors import CacheError
 from cactus_features.heads.config import HeadConfig, protocol_label
 from cactus_features.heads.device import resolve_device
 from cactus_features.heads.nn.models import head_from_state
+from cactus_features.heads.prepare.class_weights import format_class_weights
 from cactus_features.heads.prepare.data import FeaturesArg, prepare, resolve_features
 from cactus_features.heads.prepare.standardize import Standardizer
 from cactus_features.heads.run import (
@@ -83,6 +84,10 @@ def train_head(
             tasks: the class name the scores are the probability of; ``None``: a label
             ``1``/``true``/``yes``, ``X`` of ``X`` and ``no_X``, else the second class).
             More than two classes: the linear head with the tuned protocol, a softmax.
+            Multi-label data (a cache with a label matrix): the linear head with the tuned
+            protocol, one sigmoid per label, each label's probe fitted and chosen on
+            validation exactly as a binary head on that label alone
+            (:mod:`cactus_features.heads.solvers.multilabel`); no ``positive_class``.
 
     Returns:
         The trained head's run, curves, predictions and class weights.
@@ -120,7 +125,7 @@ def train_with_config(
     data = prepare(fs, config, train_rows=train_rows)
     dev = resolve_device(device)
     log = console_logger(quiet)
-    weights = "[" + ", ".join(f"{w:.4f}" for w in data.class_weights) + "]"
+    weights = format_class_weights(data.class_weights, data.class_names)
     log(
         f"{fs.name}: {config.head} head ({protocol_label(config.to_dict())}) on "
         f"{data.train.size} train / "
@@ -163,7 +168,9 @@ def predict_scores(
 
     Returns:
         float64 probabilities of class ``run.info["positive_class"]``, shape ``[N]``;
-        of every class, ``[N, K]``, for a K-class run.
+        of every class (a softmax), ``[N, K]``, for a K-class run; of each label (a
+        sigmoid each), ``[N, L]``, for a multi-label run. The run's task
+        (``run.predictions.task``) says which.
 
     Raises:
         CacheError: If the embedding dimension does not match the head (or a kNN
@@ -179,4 +186,10 @@ def predict_scores(
             f"embeddings of shape {emb.shape} do not fit this head (input dim {first.shape[1]}); "
             f"use features of {run.name}"
         )
-    return score_rows(module, Standardizer.from_state(run.standardize), emb, resolve_device(device))
+    return score_rows(
+        module,
+        Standardizer.from_state(run.standardize),
+        emb,
+        resolve_device(device),
+        task=run.predictions.task,
+    )

@@ -116,7 +116,11 @@ class HeadConfig:
         batch_size: Mini-batch size, or ``None`` for full-batch training.
         seed: Seeds the initial weights, dropout masks and mini-batch order.
         class_weight: ``"inverse"``, ``"balanced"``, ``"none"``, explicit weights in
-            class-index order, or a ``{class name: weight}`` mapping.
+            class-index order, or a ``{class name: weight}`` mapping. Multi-label data:
+            each label weighted by the binary rule on its own column (``"inverse"``: a
+            present label ``1 - p``, an absent one ``p``, with ``p`` the label's share of
+            training images; ``"balanced"``: ``n / (2 n_c)``; ``"none"``: ones); explicit
+            weights are refused.
         standardize: Standardise inputs with the training split's mean and std.
         solver: ``"adam"``, ``"lbfgs"`` (linear head only; sklearn's objective) or
             ``"grid"`` (the tuned protocol: one fit per strength of ``l2_grid``, the best
@@ -161,7 +165,9 @@ class HeadConfig:
         metadata=_cli(
             type=str,
             parse=parse_class_weight,
-            help="inverse | balanced | none | values in class order, e.g. 0.75,0.25.",
+            help="inverse | balanced | none | values in class order, e.g. 0.75,0.25. "
+            "Multi-label: each label by the binary rule on its own column (inverse: present "
+            "1-p, absent p, p its training share); no explicit values.",
         ),
     )
     standardize: bool = field(

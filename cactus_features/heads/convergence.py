@@ -63,8 +63,14 @@ def convergence_warnings(
     out = []
     grid = info.get("grid")
     if isinstance(grid, Mapping) and grid.get("at_edge"):
+        # a multi-label grid chooses per label and names the labels at the edge
+        chosen = (
+            f"of label{'s' * (len(grid['edge_labels']) > 1)} {', '.join(grid['edge_labels'])}"
+            if "edge_labels" in grid
+            else f"{grid['chosen_value']:g}"
+        )
         out.append(
-            f"chosen {grid['param']} {grid['chosen_value']:g} is at the edge of the grid "
+            f"chosen {grid['param']} {chosen} is at the edge of the grid "
             f"[{min(grid['values']):g}, {max(grid['values']):g}]; widen l2_grid"
         )
     conv = info.get("convergence") or {}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cactus_features.data.classes import BINARY, MULTICLASS
+from cactus_features.data.classes import BINARY, MULTICLASS, MULTILABEL, TASKS
 from cactus_features.features import FeatureSet
 from cactus_features.heads.config import HeadConfig, protocol_label
 from cactus_features.heads.convergence import (
@@ -48,8 +48,8 @@ class TrainResult:
         path: The saved run file (``None`` when not saved).
         run: The run as saved (config, info, predictions, curves, weights).
         history: Per-epoch ``train_loss``, ``val_loss`` and ``val_auc``.
-        predictions: Scores (P(positive class)) of every train/val/test row, from
-            the selected epoch's weights.
+        predictions: Scores (P(positive class); of every class or label ``[N, K]``) of
+            every train/val/test row, from the selected epoch's weights.
         class_weights: The class weights used, in class-index order.
         best_epoch: The selected epoch (1-based).
         seconds: Training-loop wall time (without one-off kernel compilation or loading,
@@ -115,13 +115,15 @@ def assemble_run(
         scores = np.asarray(fit.scores(k), dtype=np.float64)
     else:
         module = head_from_state(state)
-        scores = score_rows(module, data.standardizer, fs.embeddings[data.rows], device)
+        scores = score_rows(
+            module, data.standardizer, fs.embeddings[data.rows], device, task=data.task
+        )
     predictions = Predictions(
         ids=np.asarray(fs.ids[data.rows], dtype=object),
         split=np.asarray(fs.split[data.rows], dtype=np.uint8),
-        label=np.asarray(fs.labels[data.rows], dtype=np.int64),
+        label=data.targets(data.rows),
         score=scores,
-        task=MULTICLASS if len(data.class_names) > 2 else BINARY,
+        task=data.task,
         positive_index=1 if data.positive_index is None else data.positive_index,
     )
     solver_info = dict(fit.info)
@@ -185,23 +187,31 @@ def score_rows(
     standardizer: Standardizer | None,
     embeddings: np.ndarray,
     device: torch.device | None = None,
+    *,
+    task: str,
 ) -> np.ndarray:
-    """P(positive class) of raw embedding rows under a head module (a softmax head: the
-    probability of every class).
+    """Probabilities of raw embedding rows under a head module, as the task reads its logits.
 
     Args:
         module: The head (eval mode).
         standardizer: Statistics to apply first, or ``None``.
         embeddings: Raw embeddings ``[N, D]``.
         device: Where to run the head (default CPU).
+        task: ``"binary"`` (one logit: P(positive class)), ``"multiclass"`` (a softmax
+            over the ``K`` logits) or ``"multilabel"`` (a sigmoid of each of the ``L``).
 
     Returns:
-        float64 scores ``[N]``, or ``[N, K]`` for a K-class head.
+        float64 scores ``[N]`` (binary), or ``[N, K]`` / ``[N, L]``.
+
+    Raises:
+        ValueError: For an unknown task, or a head whose outputs do not fit it.
     """
     dev = torch.device(device or "cpu")
     module = module.to(dev).eval()
     n_out = int(list(module.parameters())[-1].shape[0])
-    multi = n_out > 1
+    if task not in TASKS or (task == BINARY) != (n_out == 1):
+        raise ValueError(f"a head with {n_out} outputs does not fit task {task!r}")
+    multi = task != BINARY
     out = np.empty((len(embeddings), n_out) if multi else len(embeddings), dtype=np.float64)
     with torch.no_grad():
         for a in range(0, len(embeddings), PREDICT_BATCH):
@@ -209,8 +219,10 @@ def score_rows(
             if standardizer is not None:
                 x = standardizer.transform(x)
             logits = module(torch.from_numpy(x).to(dev)).double()
-            if multi:
+            if task == MULTICLASS:
                 out[a : a + len(x)] = torch.softmax(logits, dim=1).cpu().numpy()
+            elif task == MULTILABEL:
+                out[a : a + len(x)] = torch.sigmoid(logits).cpu().numpy()
             else:
                 out[a : a + len(x)] = torch.sigmoid(logits[:, 0]).cpu().numpy()
     return out

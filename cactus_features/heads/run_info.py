@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cactus_features.data.classes import MULTICLASS
+from cactus_features.data.classes import BINARY, MULTILABEL
 from cactus_features.features import FeatureSet
 from cactus_features.heads.prepare.data import PreparedData
 
@@ -118,8 +118,9 @@ def build_info(
     """The ``RunFile.info`` of a run.
 
     Always holds ``backbone_name``, ``features_path``, ``features_key``,
-    ``class_names``, ``positive_class`` (binary; ``task`` for K classes),
-    ``class_weights``, ``class_weight_mode``,
+    ``class_names``, ``positive_class`` (binary; ``task`` for K classes and
+    multi-label), ``class_weights`` (multi-label: ``[absent, present]`` per label),
+    ``class_weight_mode``, ``class_counts_train`` (multi-label: images carrying each label),
     ``best_epoch``, ``epochs_run``, ``train_seconds``, ``dim``, ``n_train``,
     ``n_val``, ``n_test``; plus ``model_info``, ``timings`` and ``weights_label``
     copied from the cache when present (combined over the parts of a concatenation),
@@ -132,7 +133,7 @@ def build_info(
         "features_key": fs.key,
         "class_names": list(data.class_names),
         "positive_class": data.positive_index,
-        "class_weights": [float(w) for w in data.class_weights],
+        "class_weights": np.asarray(data.class_weights, dtype=np.float64).tolist(),
         "class_weight_mode": data.class_weight_mode,
         "best_epoch": int(best_epoch),
         "epochs_run": int(epochs_run),
@@ -141,16 +142,14 @@ def build_info(
         "n_train": int(data.train.size),
         "n_val": int(data.val.size),
         "n_test": int(data.test.size),
-        "class_counts_train": np.bincount(
-            data.labels[data.train], minlength=len(data.class_names)
-        ).tolist(),
+        "class_counts_train": _train_counts(data),
         "standardized": data.standardizer is not None,
         "device": str(device),
         "torch_version": torch.__version__,
     }
-    if len(data.class_names) > 2:  # K classes: no positive class
+    if data.task != BINARY:  # K classes or several labels: no positive class
         del info["positive_class"]
-        info["task"] = MULTICLASS
+        info["task"] = data.task
     if len(parts) > 1:
         info.update(_combined_attrs(parts))
         info["parts"] = [
@@ -165,3 +164,10 @@ def build_info(
         info.update({k: fs.attrs[k] for k in COPIED_ATTRS if k in fs.attrs})
     info.update(extra or {})
     return info
+
+
+def _train_counts(data: PreparedData) -> list[int]:
+    """Training images of each class (multi-label: carrying each label)."""
+    if data.task == MULTILABEL:
+        return data.targets(data.train).sum(axis=0, dtype=np.int64).tolist()
+    return np.bincount(data.labels[data.train], minlength=len(data.class_names)).tolist()

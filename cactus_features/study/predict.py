@@ -8,11 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
+from cactus_features.data.classes import BINARY, MULTICLASS, MULTILABEL
 from cactus_features.errors import ConfigError, DataError
 from cactus_features.extract.api import BackboneRequest, extract_features
 from cactus_features.features import concat_features, load_features
 from cactus_features.heads import predict_scores
+from cactus_features.metrics.multilabel import DECISION_THRESHOLD
 from cactus_features.runfile import RunFile, load_run
+
+WRITE_KINDS = ("proba", "label")
+"""What a submission holds: probabilities, or predicted labels."""
 
 
 @dataclass
@@ -22,7 +27,7 @@ class Submission:
     Attributes:
         path: The CSV written.
         ids: Image ids in file order.
-        scores: P(positive class) per id ``[N]``, or of every class ``[N, K]``.
+        scores: P(positive class) per id ``[N]``, or of every class (label) ``[N, K]``.
     """
 
     path: Path
@@ -45,12 +50,22 @@ def predict_folder(
     sample_submission: str | Path | None = None,
     id_column: str = "id",
     score_column: str | None = None,
+    write: str = "proba",
     cache_dir: str | Path | None = None,
     device: str | None = None,
     quiet: bool = False,
 ) -> Submission:
-    """Score every image of an unlabelled folder and write ``id,<label column>`` rows
-    (for a K-class run, ``id,<class 1>,...,<class K>``: one probability column per class).
+    """Score every image of an unlabelled folder and write a submission CSV.
+
+    ``write="proba"`` (the default) writes probabilities: ``id,<label column>`` (binary:
+    P(positive class)); ``id,<class 1>,...,<class K>`` (K classes: one column per class,
+    a softmax); ``id,<label 1>,...,<label L>`` (multi-label: one sigmoid per label).
+    ``write="label"`` writes one ``id,<label column>`` column of predictions instead: the
+    most probable class's name (K classes), the class of probability at least 0.5
+    (binary: the positive class, else the other), or the labels of probability at least
+    0.5 (the metrics' decision threshold), in label order, joined by the training
+    dataset's label separator (a space when its labels were 0/1 columns; empty for an
+    image with none).
 
     The images go through the same backbone settings as the run's training
     features (through the cache: a second call extracts nothing), then the head.
@@ -61,19 +76,24 @@ def predict_folder(
         out: CSV to write.
         sample_submission: A CSV whose id order the output follows (Kaggle's).
         id_column: Id column name in the output and the sample.
-        score_column: Score column name; default the training CSV's label column.
+        score_column: Score (or label) column name; default the training CSV's label
+            column (``labels`` for multi-label 0/1 columns).
+        write: ``"proba"`` (probabilities) or ``"label"`` (predicted labels).
         cache_dir: Cache folder; default the folder holding the training cache.
         device: Extraction device.
         quiet: No progress bar.
 
     Returns:
-        The submission written.
+        The submission written (its ``scores`` are the probabilities either way).
 
     Raises:
         ConfigError: For runs on dataset-normalised features (their statistics
-            belong to the training set) or runs without a cache path.
+            belong to the training set), runs without a cache path, or an unknown
+            ``write``.
         DataError: If the sample submission's ids differ from the folder's.
     """
+    if write not in WRITE_KINDS:
+        raise ConfigError(f"--write {write!r}: use one of {', '.join(WRITE_KINDS)}")
     run = run if isinstance(run, RunFile) else load_run(run)
     sources = [load_features(p) for p in _feature_paths(run)]
     sets = []
@@ -116,14 +136,45 @@ def predict_folder(
     ids = [str(i) for i in merged.ids]
     if sample_submission is not None:
         ids, scores = _in_sample_order(Path(sample_submission), id_column, ids, scores)
-    if np.ndim(scores) == 2:  # K classes: one probability column per class
-        columns = [str(c) for c in run.info.get("class_names", [])]
-    else:
-        columns = [
-            score_column or sources[0].attrs.get("source", {}).get("label_column") or "score"
-        ]
-    out = write_submission(out, id_column, columns, ids, np.asarray(scores))
-    return Submission(out, ids, np.asarray(scores))
+    scores = np.asarray(scores)
+    source = sources[0].attrs.get("source", {})
+    task = run.predictions.task
+    names = [str(c) for c in run.info.get("class_names", [])]
+    label_column = source.get("label_column")
+    column = score_column or (label_column if isinstance(label_column, str) else None)
+    if write == "label":
+        separator = source.get("label_separator") or " "
+        values = predicted_labels(scores, task, names, run.predictions.positive_index, separator)
+        out = write_labels(out, id_column, column or "labels", ids, values)
+    elif task == BINARY:
+        out = write_submission(out, id_column, [column or "score"], ids, scores)
+    else:  # one probability column per class (or label)
+        out = write_submission(out, id_column, names, ids, scores)
+    return Submission(out, ids, scores)
+
+
+def predicted_labels(
+    scores: np.ndarray, task: str, class_names: list[str], positive_index: int, separator: str
+) -> list[str]:
+    """The predicted label of each row, as ``predict_folder(write="label")`` writes it.
+
+    Args:
+        scores: ``[N]`` P(positive class) (binary) or ``[N, K]`` probabilities.
+        task: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
+        class_names: Class (label) names in index order.
+        positive_index: Binary: the class ``scores`` is the probability of.
+        separator: Multi-label: what joins the labels of a row.
+
+    Returns:
+        One string per row: a class name, or the labels at or above 0.5 joined.
+    """
+    if task == MULTILABEL:
+        on = scores >= DECISION_THRESHOLD
+        return [separator.join(n for n, o in zip(class_names, row, strict=True) if o) for row in on]
+    if task == MULTICLASS:
+        return [class_names[int(k)] for k in np.argmax(scores, axis=1)]
+    other = 1 - positive_index
+    return [class_names[positive_index if p >= 0.5 else other] for p in scores]
 
 
 def write_submission(
@@ -141,16 +192,29 @@ def write_submission(
     Returns:
         The path written.
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     rows = scores.reshape(len(ids), -1)
     if rows.shape[1] != len(columns):
         raise ValueError(f"{rows.shape[1]} score columns for column names {columns}")
+    values = [[f"{float(v):.6f}" for v in row] for row in rows]
+    return _write_rows(out, [id_column, *columns], ids, values)
+
+
+def write_labels(
+    out: str | Path, id_column: str, column: str, ids: list[str], labels: list[str]
+) -> Path:
+    """Write ``id,<label column>`` rows of predicted labels (see :func:`predicted_labels`)."""
+    return _write_rows(out, [id_column, column], ids, [[v] for v in labels])
+
+
+def _write_rows(out: str | Path, header: list[str], ids: list[str], rows: list[list[str]]) -> Path:
+    """Write a header and one ``id, values...`` row per id (the folder is made)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow([id_column, *columns])
+        writer.writerow(header)
         for i, row in zip(ids, rows, strict=True):
-            writer.writerow([i, *(f"{float(v):.6f}" for v in row)])
+            writer.writerow([i, *row])
     return out
 
 

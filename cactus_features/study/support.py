@@ -9,6 +9,7 @@ from cactus_features.data.classes import MULTICLASS, MULTILABEL
 from cactus_features.errors import ConfigError
 from cactus_features.heads.config import HeadConfig
 from cactus_features.heads.nn.models import check_takes_classes
+from cactus_features.heads.prepare.multilabel import supported_text, takes_labels
 
 
 def check_heads_support(
@@ -17,8 +18,10 @@ def check_heads_support(
     """Raise when the heads of a study cannot train on the dataset's task.
 
     The multi-class check asks :func:`~cactus_features.heads.nn.models.check_takes_classes`
-    of each head (the linear head with the tuned protocol takes K classes); multi-label
-    data has no head yet.
+    of each head (the linear head with the tuned protocol takes K classes); the
+    multi-label check asks :func:`~cactus_features.heads.prepare.multilabel.takes_labels`
+    (its table :data:`~cactus_features.heads.prepare.multilabel.MULTILABEL_HEADS` is the
+    one place that says which heads and solvers take several labels).
 
     Args:
         task: The dataset's task kind (``binary``, ``multiclass``, ``multilabel``).
@@ -28,14 +31,18 @@ def check_heads_support(
     Raises:
         ConfigError: One line naming the task, the heads and what they take.
     """
-    kinds = ", ".join(sorted({str(h.get("head")) for h in heads})) or "none"
     names = ", ".join(map(str, class_names[:5])) + (", ..." if len(class_names) > 5 else "")
     if task == MULTILABEL:
-        raise ConfigError(
-            f"multilabel task ({len(class_names)} labels: {names}): no head takes several "
-            f"labels per image yet (heads {kinds} take binary tasks); nothing was extracted: "
-            "use one label column, or run `cactus-features extract` alone"
+        refused = sorted(
+            {str(h.get("head")) for h in heads if not _takes_labels(HeadConfig.create(**h))}
         )
+        if refused:
+            raise ConfigError(
+                f"multilabel task ({len(class_names)} labels: {names}): heads "
+                f"{', '.join(refused)} take one label per image only so far (multi-label: "
+                f"{supported_text()}); nothing was extracted: drop those heads, use one label "
+                "column, or run `cactus-features extract` alone"
+            )
     if task == MULTICLASS:
         refused = sorted(
             {
@@ -51,6 +58,11 @@ def check_heads_support(
                 "tuned preset takes K classes); nothing was extracted: drop those heads, merge "
                 "the classes into two, or run `cactus-features extract` alone"
             )
+
+
+def _takes_labels(config: HeadConfig) -> bool:
+    """Whether a head configuration trains on multi-label data."""
+    return takes_labels(config.head, config.solver)
 
 
 def _takes_classes(config: HeadConfig, n_classes: int) -> bool:

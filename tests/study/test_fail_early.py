@@ -40,8 +40,10 @@ def test_multiclass_study_stops_before_extraction(digits_folders, tmp_path):
 def test_multilabel_study_stops_before_extraction(tmp_path):
     img_dir, csv_path, _ = write_multilabel(tmp_path / "ds")
     config = _study(tmp_path, img_dir, csv_path, label_column=list(LABELS), limit=50)
+    config.heads = [{"head": "linear"}, {"head": "knn"}]
     with pytest.raises(
-        ConfigError, match=r"^multilabel task \(4 labels: cloud, field, road, water\)"
+        ConfigError,
+        match=r"^multilabel task \(4 labels: cloud, field, road, water\): heads knn take one",
     ):
         run_study(config)
     assert not (tmp_path / "cache").exists()

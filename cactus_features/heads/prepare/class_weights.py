@@ -8,11 +8,19 @@ default) the rarer class gets the larger weight::
 so every class contributes the same total weight ``n_c * w_c``. On the aerial
 cactus training data (4,364 without cactus, 13,136 with) this gives
 ``w = [0.7506, 0.2494]``: the minority class 0 is weighted about 3x more.
+
+Multi-label data (:func:`compute_label_weights`): each label is its own binary problem,
+and each entry ``(i, j)`` of the ``[N, L]`` label matrix is weighted by label ``j``'s
+weight of its value, ``[w_j(0), w_j(1)]`` from the binary rule on that label's column
+alone (``"inverse"``: ``w_j(1) = 1 - p_j`` and ``w_j(0) = p_j`` with ``p_j`` the share
+of training images carrying label ``j``; ``"balanced"``: ``n / (2 n_j(c))``; ``"none"``:
+ones), so a label's probe is weighted exactly as a binary head on that label would be.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +103,56 @@ def compute_class_weights(
             f"class weights {weights.tolist()} must be finite, non-negative and not all zero"
         )
     return weights, "explicit"
+
+
+def compute_label_weights(
+    matrix: np.ndarray,
+    label_names: Sequence[str],
+    mode: str | Sequence[float] | Mapping[str, float] = "inverse",
+    *,
+    source: str = "features",
+) -> tuple[np.ndarray, str]:
+    """Per-label weights of a multi-label training split: each label by the binary rule.
+
+    Args:
+        matrix: The ``[N, L]`` 0/1 labels of the *training* images.
+        label_names: The ``L`` label names.
+        mode: ``"inverse"``, ``"balanced"`` or ``"none"``, applied to each label's
+            column as to a binary task's labels (see :func:`compute_class_weights`).
+        source: The feature set's name, for errors.
+
+    Returns:
+        ``(weights, mode name)``: float64 ``[L, 2]``, row ``j`` holding label ``j``'s
+        weight of an absent (column 0) and a present (column 1) label.
+
+    Raises:
+        ConfigError: For explicit weights (a binary task's two class weights have no
+            single meaning over several labels), or (frequency modes) a label present on
+            every training image or on none (:func:`~cactus_features.heads.prepare.data.prepare`
+            checks this first and names the label).
+    """
+    if not isinstance(mode, str):
+        raise ConfigError(
+            f"{source}: explicit class weights {mode!r} do not apply to multi-label data; "
+            "use --class-weight inverse, balanced or none (each label weighted by its own share)"
+        )
+    y = np.asarray(matrix, dtype=np.int64)
+    out = np.empty((y.shape[1], 2), dtype=np.float64)
+    mode_name = mode
+    for j in range(len(label_names)):
+        out[j], mode_name = compute_class_weights(y[:, j], ("0", "1"), mode)
+    return out, mode_name
+
+
+def format_class_weights(weights: np.ndarray | Sequence[Any], names: Sequence[str] = ()) -> str:
+    """Class weights for a console line: ``[0.7506, 0.2494]``; per label (``[L, 2]``, with
+    the label names): ``[cloud 0.15/0.85, field 0.30/0.70]`` (absent/present)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 2:
+        labels = list(names) or [str(j) for j in range(len(w))]
+        pairs = zip(labels, w, strict=True)
+        return "[" + ", ".join(f"{n} {a:.4f}/{b:.4f}" for n, (a, b) in pairs) + "]"
+    return "[" + ", ".join(f"{v:.4f}" for v in w) + "]"
 
 
 def parse_class_weight(text: str) -> str | tuple[float, ...] | dict[str, float]:

@@ -18,6 +18,9 @@ MLP head: the strengths are Adam weight decays; all heads train as one stack
 through the batched engine (:class:`~cactus_features.heads.solvers.adam.AdamSolver`),
 each keeping its best validation epoch (early stopping by selection).
 
+Multi-label data: the linear head fits one such path per label, each an independent
+binary probe (:mod:`cactus_features.heads.solvers.multilabel`).
+
 Selection (``HeadConfig.select``): ``"val_loss"`` (the tuned preset) keeps the
 strength with the lowest class-weighted validation log loss: a proper scoring
 rule, smooth in ``lam`` and less noisy than AUC on a few thousand rows (which
@@ -38,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cactus_features.data.classes import MULTILABEL
 from cactus_features.heads.config import HeadConfig
 from cactus_features.heads.fastpath.auc import roc_auc
 from cactus_features.heads.nn.models import LAST_PREFIX
@@ -324,6 +328,25 @@ def grid_info(
     }
 
 
+def path_choice(points: Sequence[PathPoint], config: HeadConfig) -> tuple[int, dict[str, Any]]:
+    """The chosen strength of a fitted linear path (:func:`choose` by ``config.select``)
+    and the path's ``info["grid"]`` (:func:`grid_info`, with each strength's ``grad_max``)."""
+    loss = [p.val_loss for p in points]
+    auc = [p.val_auc for p in points]
+    k = choose(loss, auc, config.l2_grid, config.select)
+    grid = grid_info(
+        config,
+        config.l2_grid,
+        loss,
+        auc,
+        [p.converged for p in points],
+        [p.iterations for p in points],
+        k,
+        extra={"grad_max": [p.grad_max for p in points]},
+    )
+    return k, grid
+
+
 class GridSolver:
     """The ``grid`` solver: a grid of L2 strengths per head, the best on validation kept.
 
@@ -359,6 +382,8 @@ class GridSolver:
         return self._mlp(data, config, device)
 
     def _linear(self, data: PreparedData, config: HeadConfig, device: torch.device) -> Fit:
+        if data.task == MULTILABEL:  # one binary path per label
+            return self._multilabel(data, config, device)
         start = time.perf_counter()
         tensors = data.tensors(device)
         points = l2_path(
@@ -372,20 +397,8 @@ class GridSolver:
         )
         del tensors
         seconds = time.perf_counter() - start
-        loss = [p.val_loss for p in points]
-        auc = [p.val_auc for p in points]
-        k = choose(loss, auc, config.l2_grid, config.select)
+        k, grid = path_choice(points, config)
         best = points[k]
-        grid = grid_info(
-            config,
-            config.l2_grid,
-            loss,
-            auc,
-            [p.converged for p in points],
-            [p.iterations for p in points],
-            k,
-            extra={"grad_max": [p.grad_max for p in points]},
-        )
         if best.weight.dim() == 2:  # K-class softmax head
             state = {
                 "linear.weight": best.weight.float().cpu().numpy(),
@@ -421,6 +434,14 @@ class GridSolver:
             group_size=1,
             weights=lambda _k: state,
             note=_note(grid),
+        )
+
+    def _multilabel(self, data: PreparedData, config: HeadConfig, device: torch.device) -> Fit:
+        """The linear multi-label head (:mod:`cactus_features.heads.solvers.multilabel`)."""
+        from cactus_features.heads.solvers.multilabel import fit_multilabel_linear  # uses l2_path
+
+        return fit_multilabel_linear(
+            data, config, device, backend=self.backend, precondition=self.precondition
         )
 
     def _mlp(self, data: PreparedData, config: HeadConfig, device: torch.device) -> Fit:
