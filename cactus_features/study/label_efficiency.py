@@ -181,7 +181,7 @@ class CurvePoint:
         backbone: The backbone's label.
         fraction: Share of the training split.
         n_train: Training rows of each seed's subsample (the same for every seed).
-        n_per_class: Training rows of each class.
+        n_per_class: Training rows of each class (multi-label: positives of each label).
         metrics: Mean over seeds of each curve metric on the test split, with its
             bootstrap interval.
         by_seed: Each seed's value of each curve metric.
@@ -253,6 +253,7 @@ class _Scored:
     thresholds: list[float] = field(default_factory=list)
     seconds: float = 0.0
     counts: tuple[int, ...] = ()
+    rows: int = 0
 
 
 def label_efficiency(
@@ -318,7 +319,7 @@ def label_efficiency(
                 cell = scored.setdefault((b, f), _Scored())
                 _score(cell, fs, result.predictions, test_ids, positive)
                 cell.seconds += result.seconds
-                cell.counts = _counts(fs, rows)
+                cell.counts, cell.rows = _counts(fs, rows), int(rows.size)
                 if progress is not None:
                     progress(
                         f"{fs.name}: {f:.0%} ({rows.size} rows), seed {seed}: "
@@ -462,7 +463,7 @@ def _points(
                 CurvePoint(
                     backbone=name,
                     fraction=f,
-                    n_train=int(sum(cell.counts)),
+                    n_train=cell.rows,
                     n_per_class=tuple(int(c) for c in cell.counts),
                     metrics=estimates,
                     by_seed={m: tuple(float(x) for x in values[m]) for m in metrics},

@@ -244,3 +244,26 @@ def test_binary_curves_score_the_positive_class_the_heads_score(fs) -> None:
     expected = roc_auc_score(named.labels[test] == 0, te)
     assert result.points[0].by_seed["roc_auc"] == pytest.approx((expected,), abs=1e-12)
     assert expected > 0.7
+
+
+def test_multilabel_curves_are_macro_map_and_auc_of_heads_trained_by_hand() -> None:
+    from sklearn.metrics import average_precision_score
+
+    from cactus_features.study.label_efficiency import nested_prefix_subsets
+    from tests.heads.multilabel_data import multilabel_features
+
+    fs = multilabel_features()
+    result = label_efficiency([fs], (0.3, 1.0), (0,), n_bootstrap=50)
+    assert result.task == "multilabel" and result.metrics == ("macro_map", "macro_roc_auc")
+    point = result.curve(fs.name)[0]
+    rows = nested_prefix_subsets(fs.label_matrix, _train(fs), (0.3, 1.0), 0)[0.3]
+    run = train_head(fs, save=False, train_rows=rows)
+    score = dict(zip(run.predictions.ids, run.predictions.score, strict=True))
+    test = fs.split == 2
+    proba, y = np.stack([score[i] for i in fs.ids[test]]), fs.label_matrix[test]
+    ap = np.mean([average_precision_score(y[:, j], proba[:, j]) for j in range(y.shape[1])])
+    auc = np.mean([roc_auc_score(y[:, j], proba[:, j]) for j in range(y.shape[1])])
+    assert point.by_seed["macro_map"] == pytest.approx((ap,), abs=1e-12)
+    assert point.by_seed["macro_roc_auc"] == pytest.approx((auc,), abs=1e-12)
+    assert point.n_per_class == tuple(int(c) for c in fs.label_matrix[rows].sum(axis=0))
+    assert point.n_train == rows.size
