@@ -48,9 +48,9 @@ from cactus_features.study.label_efficiency import label_efficiency
 
 REAL_CACHES = (
     "/work/cache-real/aerial-cactus-train-c119fb9b/"
-    "efficientnet_lite0_IMAGENET1K_64px_weights_fp32_db31fce3ada5.h5",
+    "efficientnet_lite0_IMAGENET1K_64px_weights_fp32_dfa645d3b0d2.h5",
     "/work/cache-real/aerial-cactus-train-c119fb9b/"
-    "efficientnet_lite0_IMAGENET1K_224px_weights_fp32_75b9a0901a13.h5",
+    "efficientnet_lite0_IMAGENET1K_224px_weights_fp32_3ba5a60b1dd6.h5",
 )
 """The real aerial-cactus caches of this machine (override with ``--caches``)."""
 
