@@ -205,3 +205,11 @@ def test_sweeps_refuse_the_knn_probe(fs) -> None:
 
     with pytest.raises(ConfigError, match="train --head knn"):
         sweep_heads(fs, head="knn", save=False)
+
+
+def test_the_probe_reports_no_convergence_problem(fs, recwarn) -> None:
+    """Nothing iterates: no "did not converge" warning, and no converged flag to show."""
+    result = train_head(fs, head="knn", save=False)
+    assert result.run.info["warnings"] == []
+    assert "converged" not in result.run.info["convergence"]
+    assert not [w for w in recwarn if "converge" in str(w.message)]
