@@ -32,6 +32,7 @@ from cactus_features.heads.solvers.knn_votes import (
 from cactus_features.runfile import load_run
 
 from .synthetic import write_cache
+from .test_knn import reference_neighbours
 from .test_multiclass import k_class_features
 
 
@@ -44,17 +45,13 @@ def reference_shares(
     class_weights: np.ndarray,
     n_classes: int,
 ) -> np.ndarray:
-    """Brute force in float64, one neighbour at a time: cosine similarity to every
-    training row but the query itself, the ``k`` largest, each adding
-    ``c_y exp(s / T)`` to its class; the classes' shares."""
-    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    """One neighbour at a time (of the brute-force :func:`reference_neighbours`), each
+    adding ``c_y exp(s / T)`` to its class; the classes' shares."""
     out = np.zeros((len(queries), n_classes))
-    for n, q in enumerate(queries):
-        bank = train[train != q]
-        sims = xn[bank] @ xn[q]
-        for j in np.argsort(-sims, kind="stable")[:k]:
-            c = labels[bank[j]]
-            out[n, c] += class_weights[c] * np.exp(sims[j] / TEMPERATURE)
+    for n, (rows, sims) in enumerate(reference_neighbours(x, train, queries, k)):
+        for row, sim in zip(rows, sims, strict=True):
+            c = labels[row]
+            out[n, c] += class_weights[c] * np.exp(sim / TEMPERATURE)
         out[n] /= out[n].sum()
     return out
 

@@ -41,6 +41,7 @@ from cactus_features.heads.solvers.knn_votes import (
 from tests.multilabel import LABELS, label_matrix
 
 from .synthetic import write_cache
+from .test_knn import reference_neighbours
 
 
 def multilabel_features(n: int = 300, d: int = 10, seed: int = 0) -> FeatureSet:
@@ -110,21 +111,17 @@ def contract_data(fs: FeatureSet) -> ContractData:
 
 
 def reference_label_scores(x, y, w, train, queries, k) -> np.ndarray:
-    """Brute force in float64, one neighbour and one label at a time: the ``k`` most
-    cosine-similar training rows but the query itself; for label ``l`` each adds
-    ``W[j, l] exp(s / T)`` to the votes, and to the positive votes when it has ``l``."""
-    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    """One neighbour and one label at a time (of the brute-force
+    :func:`reference_neighbours`): for label ``l`` each adds ``W[j, l] exp(s / T)`` to
+    the votes, and to the positive votes when it has ``l``."""
     out = np.zeros((len(queries), y.shape[1]))
-    for n, q in enumerate(queries):
-        bank = train[train != q]
-        sims = xn[bank] @ xn[q]
-        top = np.argsort(-sims, kind="stable")[:k]
+    for n, (rows, sims) in enumerate(reference_neighbours(x, train, queries, k)):
         for label in range(y.shape[1]):
             pos = total = 0.0
-            for j in top:
-                vote = w[bank[j], label] * np.exp(sims[j] / TEMPERATURE)
+            for row, sim in zip(rows, sims, strict=True):
+                vote = w[row, label] * np.exp(sim / TEMPERATURE)
                 total += vote
-                pos += vote * y[bank[j], label]
+                pos += vote * y[row, label]
             out[n, label] = pos / total
     return out
 
