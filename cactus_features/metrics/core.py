@@ -233,10 +233,16 @@ class CurveCounts:
             return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
     def average_precision(self) -> np.ndarray:
-        """Average precision ``sum_k (R_k - R_{k-1}) P_k`` (as scikit-learn), ``[...]``."""
+        """Average precision ``sum_k (R_k - R_{k-1}) P_k`` (as scikit-learn), ``[...]``.
+
+        Under bootstrap weights the highest scores may all have weight 0 (not drawn):
+        nothing is predicted positive there, and no recall is gained either. Their
+        precision is taken as 0 (it is multiplied by a zero gain), so the AP of such a
+        resample is scikit-learn's AP of the rows drawn, not NaN.
+        """
         tp = self.tp.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            precision = tp / (tp + self.fp)
+            precision = _div(tp, tp + self.fp, undefined=0.0)
             gained = np.diff(_prepend_zero(tp), axis=-1)
             ap = np.sum(gained * precision, axis=-1) / self.n_pos
         ap = np.where(self.n_pos > 0, ap, np.nan)

@@ -29,6 +29,21 @@ from cactus_features.runfile import load_run
 from .synthetic import make_features, write_cache
 
 
+def reference_neighbours(
+    x: np.ndarray, train: np.ndarray, queries: np.ndarray, k: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Brute force in float64, per query: the ``k`` training rows (but the query itself)
+    most cosine-similar to it and their similarities, most similar first."""
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    out = []
+    for q in queries:
+        bank = train[train != q]
+        sims = xn[bank] @ xn[q]
+        top = np.argsort(-sims, kind="stable")[:k]
+        out.append((bank[top], sims[top]))
+    return out
+
+
 def reference_scores(
     x: np.ndarray,
     labels: np.ndarray,
@@ -38,16 +53,11 @@ def reference_scores(
     class_weights: np.ndarray,
     temperature: float = TEMPERATURE,
 ) -> np.ndarray:
-    """Brute force in float64: cosine similarity to every training row but the query
-    itself, the ``k`` largest, votes ``c_y exp(s / T)``, the positive share."""
-    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    """Votes ``c_y exp(s / T)`` of the :func:`reference_neighbours`: the positive share."""
     out = np.empty(len(queries))
-    for n, q in enumerate(queries):
-        bank = train[train != q]
-        sims = xn[bank] @ xn[q]
-        top = np.argsort(-sims, kind="stable")[:k]
-        votes = np.exp(sims[top] / temperature) * class_weights[labels[bank[top]]]
-        out[n] = votes[labels[bank[top]] == 1].sum() / votes.sum()
+    for n, (rows, sims) in enumerate(reference_neighbours(x, train, queries, k)):
+        votes = np.exp(sims / temperature) * class_weights[labels[rows]]
+        out[n] = votes[labels[rows] == 1].sum() / votes.sum()
     return out
 
 
@@ -205,3 +215,11 @@ def test_sweeps_refuse_the_knn_probe(fs) -> None:
 
     with pytest.raises(ConfigError, match="train --head knn"):
         sweep_heads(fs, head="knn", save=False)
+
+
+def test_the_probe_reports_no_convergence_problem(fs, recwarn) -> None:
+    """Nothing iterates: no "did not converge" warning, and no converged flag to show."""
+    result = train_head(fs, head="knn", save=False)
+    assert result.run.info["warnings"] == []
+    assert "converged" not in result.run.info["convergence"]
+    assert not [w for w in recwarn if "converge" in str(w.message)]

@@ -46,10 +46,11 @@ def check_takes_classes(head: str, solver: str, n_classes: int) -> None:
 
     Raises:
         ConfigError: For more than two classes and a head other than the linear one
-            with the ``grid`` solver (the tuned protocol), which is all that takes K so far.
+            with the ``grid`` solver (the tuned protocol) or the kNN probe, which are all
+            that take K so far.
     """
     output_dim(n_classes)
-    if n_classes > 2 and (head not in MULTICLASS_HEADS or solver != "grid"):
+    if n_classes > 2 and head != "knn" and (head not in MULTICLASS_HEADS or solver != "grid"):
         raise ConfigError(
             f"{n_classes} classes: the {head} head with solver {solver!r} takes two classes "
             "only so far; use the linear head with the tuned preset (solver grid)"

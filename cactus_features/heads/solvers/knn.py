@@ -13,12 +13,18 @@ score is the positive class's share of the votes::
     score = c_1 sum_{j in top k, y_j = 1} e^{s_j / T} / sum_{j in top k} c_{y_j} e^{s_j / T}
 
 Class weights only rescale the odds of each row's score, so they change the
-0.5 threshold but not the ranking (nor the AUC).
+0.5 threshold but not the ranking (nor the AUC). K classes and multi-label data
+vote the same way, per class or per label (:mod:`~cactus_features.heads.solvers.knn_votes`):
+probabilities ``[N, K]`` (each class's share of the class-weighted votes; rows sum
+to 1) or scores ``[N, L]`` (per label, the share of its votes, weighted by each
+neighbour's own entry weight, cast by neighbours having the label).
 
 ``k`` is chosen from :data:`KS` by the validation AUC of the score (ties: the
 lower class-weighted validation log loss, then the smaller ``k``): AUC because
 it is the library's selection criterion everywhere and because vote shares of
-exactly 0 or 1 make log loss dominated by a few confident mistakes.
+exactly 0 or 1 make log loss dominated by a few confident mistakes. For K classes
+the AUC is the macro one-vs-rest AUC over the classes in validation, for
+multi-label data the mean per-label AUC (the task's ``val_auc``).
 
 Training rows are scored leave-one-out (a row is never its own neighbour); the
 neighbours of every other row are the training rows. Nothing is learnt but
@@ -41,12 +47,27 @@ from typing import Any
 import numpy as np
 import torch
 
+from cactus_features.data.classes import BINARY, MULTICLASS, MULTILABEL
 from cactus_features.errors import CacheError, ConfigError
 from cactus_features.heads.config import HeadConfig
 from cactus_features.heads.fastpath.auc import roc_auc
 from cactus_features.heads.prepare.data import PreparedData
 from cactus_features.heads.prepare.standardize import Standardizer
 from cactus_features.heads.solvers.base import Fit, Progress
+from cactus_features.heads.solvers.knn_votes import (
+    PROB_EPS,
+    KChoice,
+    choose_k_by,
+    class_log_loss,
+    class_vote_shares,
+    entry_weights,
+    label_log_loss,
+    label_vote_shares,
+    label_weight_table,
+    macro_auc,
+    mean_label_auc,
+    votes,
+)
 
 KS = (10, 20, 50, 100)
 """Candidate numbers of neighbours."""
@@ -56,8 +77,8 @@ QUERY_BLOCK = 1024
 """Query rows per similarity block (``QUERY_BLOCK x N_train`` float32 at once)."""
 CRITERION = "val_auc"
 """How ``k`` is chosen (see the module docstring)."""
-PROB_EPS = 1e-7
-"""Vote shares are clipped to ``[eps, 1 - eps]`` for the log loss."""
+AUC_NAMES = {BINARY: "val AUC", MULTICLASS: "val macro AUC", MULTILABEL: "val mean label AUC"}
+"""What the validation AUC of each task is called in the console note."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +103,8 @@ class Neighbours:
 
     Attributes:
         sims: Cosine similarities ``[Nq, kmax]`` (float32, descending per row).
-        labels: Label index of each neighbour ``[Nq, kmax]`` (int64).
+        labels: Label index of each neighbour ``[Nq, kmax]`` (int64); for multi-label
+            data, its position in the bank (its labels are a row of a matrix).
     """
 
     sims: torch.Tensor
@@ -157,13 +179,11 @@ def vote_share(
     Returns:
         float64 scores ``[Nq]`` in ``[0, 1]``.
     """
-    s = neighbours.sims[:, :k].double()
-    # exp((s - max) / T): the same shares as exp(s / T), without overflow
-    votes = torch.exp((s - s[:, :1]) / temperature)
-    cw = torch.as_tensor(np.asarray(class_weights, dtype=np.float64), device=s.device)
-    votes = votes * cw[neighbours.labels[:, :k]]
-    pos = (votes * (neighbours.labels[:, :k] == 1)).sum(dim=1)
-    return (pos / votes.sum(dim=1)).cpu().numpy()
+    v = votes(neighbours.sims, k, temperature)
+    cw = torch.as_tensor(np.asarray(class_weights, dtype=np.float64), device=v.device)
+    v = v * cw[neighbours.labels[:, :k]]
+    pos = (v * (neighbours.labels[:, :k] == 1)).sum(dim=1)
+    return (pos / v.sum(dim=1)).cpu().numpy()
 
 
 def weighted_log_loss(
@@ -175,28 +195,6 @@ def weighted_log_loss(
     w = np.asarray(class_weights, dtype=np.float64)[np.asarray(labels)]
     terms = np.where(y, -np.log(p), -np.log1p(-p))
     return float((w * terms).sum() / w.sum())
-
-
-@dataclass(frozen=True)
-class KChoice:
-    """The choice of ``k`` on the validation split.
-
-    Attributes:
-        k: The chosen ``k``.
-        ks: The candidates tried.
-        val_auc: Validation AUC of each candidate.
-        val_loss: Class-weighted validation log loss of each candidate.
-    """
-
-    k: int
-    ks: tuple[int, ...]
-    val_auc: tuple[float, ...]
-    val_loss: tuple[float, ...]
-
-    @property
-    def index(self) -> int:
-        """Position of the chosen ``k`` among the candidates."""
-        return self.ks.index(self.k)
 
 
 def choose_k(
@@ -218,14 +216,65 @@ def choose_k(
     Returns:
         The chosen ``k`` and every candidate's validation scores.
     """
-    y = torch.as_tensor(np.asarray(labels) == 1)
-    aucs, losses = [], []
-    for k in ks:
-        score = vote_share(neighbours, k, temperature, class_weights)
-        aucs.append(float(roc_auc(torch.from_numpy(score), y)))
-        losses.append(weighted_log_loss(score, labels, class_weights))
-    best = min(range(len(ks)), key=lambda i: (-aucs[i], losses[i], ks[i]))
-    return KChoice(int(ks[best]), tuple(int(k) for k in ks), tuple(aucs), tuple(losses))
+    task = TaskVotes(BINARY, np.asarray(labels), np.asarray(class_weights), temperature)
+    return choose_k_by(ks, lambda k: task.judge(task.score(neighbours, k), np.asarray(labels)))
+
+
+@dataclass(frozen=True)
+class TaskVotes:
+    """How one task's queries are scored by their neighbours and how a ``k`` is judged.
+
+    Attributes:
+        task: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
+        bank: The bank (training) rows' labels: class indices ``[Nb]``, or the 0/1
+            label matrix ``[Nb, L]`` of multi-label data.
+        weights: Class weights ``[K]``, or the per-label ``(negative, positive)``
+            weights ``[L, 2]`` of multi-label data.
+        temperature: Vote temperature.
+    """
+
+    task: str
+    bank: np.ndarray
+    weights: np.ndarray
+    temperature: float
+
+    @property
+    def gathered(self) -> np.ndarray:
+        """What :func:`nearest` records of each neighbour: its class, or (multi-label)
+        its bank position."""
+        return np.arange(len(self.bank)) if self.task == MULTILABEL else self.bank
+
+    def score(self, neighbours: Neighbours, k: int) -> np.ndarray:
+        """Scores of the queries from their first ``k`` neighbours: P(class 1) ``[Nq]``
+        (binary), probabilities ``[Nq, K]``, or per-label scores ``[Nq, L]``."""
+        t = self.temperature
+        if self.task == BINARY:
+            return vote_share(neighbours, k, t, self.weights)
+        if self.task == MULTICLASS:
+            return class_vote_shares(neighbours.sims, neighbours.labels, k, t, self.weights)
+        y = torch.as_tensor(np.asarray(self.bank, dtype=np.float64))
+        w = torch.as_tensor(entry_weights(self.bank, self.weights))
+        return label_vote_shares(neighbours.sims, neighbours.labels, k, t, y, w)
+
+    def judge(self, scores: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+        """``(val_auc, val_loss)`` of some rows' scores against their labels ``truth``."""
+        return self.auc(scores, truth), self.loss(scores, truth)
+
+    def auc(self, scores: np.ndarray, truth: np.ndarray) -> float:
+        """AUC (binary), macro one-vs-rest AUC (K classes) or mean per-label AUC."""
+        if self.task == BINARY:
+            return float(roc_auc(torch.from_numpy(scores), torch.as_tensor(truth == 1)))
+        if self.task == MULTICLASS:
+            return macro_auc(scores, truth)
+        return mean_label_auc(scores, truth)
+
+    def loss(self, scores: np.ndarray, truth: np.ndarray) -> float:
+        """The weighted log loss of the task (see :mod:`.knn_votes`)."""
+        if self.task == BINARY:
+            return weighted_log_loss(scores, truth, self.weights)
+        if self.task == MULTICLASS:
+            return class_log_loss(scores, truth, self.weights)
+        return label_log_loss(scores, truth, entry_weights(truth, self.weights))
 
 
 def candidate_ks(ks: Sequence[int], n_bank: int) -> tuple[int, ...]:
@@ -269,20 +318,17 @@ class KnnSolver:
         only on the data, so they are found once); ``progress`` is not reported.
 
         Raises:
-            ConfigError: Without a validation split holding both classes.
+            ConfigError: Without a validation split holding both classes (multi-label:
+                a label with both values).
         """
         opts = self.options
-        labels = np.asarray(data.labels)
-        if data.val.size == 0 or len(np.unique(labels[data.val])) < 2:
-            raise ConfigError(
-                f"{data.features.name}: the kNN probe chooses k on a validation split with "
-                "both classes; make a split with one"
-            )
+        truth = _truth(data)
         start = time.perf_counter()
         ks = candidate_ks(opts.ks, data.train.size)
+        task = TaskVotes(data.task, truth[data.train], _vote_weights(data), opts.temperature)
         bank = l2_normalise(data.inputs(data.train), device)
-        bank_labels = torch.as_tensor(labels[data.train], dtype=torch.long, device=device)
-        position = np.full(len(labels), -1, dtype=np.int64)
+        bank_labels = torch.as_tensor(task.gathered, dtype=torch.long, device=device)
+        position = np.full(len(truth), -1, dtype=np.int64)
         position[data.train] = np.arange(data.train.size)
         queries = l2_normalise(data.inputs(data.rows), device)
         own = torch.as_tensor(position[data.rows], device=device)
@@ -293,16 +339,13 @@ class KnnSolver:
         train_nb = neighbours.select([row_of[int(r)] for r in data.train])
         fe = data.features
         checksum = bank_checksum(
-            fe.ids[data.train], labels[data.train], np.asarray(fe.embeddings[data.train])
+            fe.ids[data.train], truth[data.train], np.asarray(fe.embeddings[data.train])
         )
-        cw = data.class_weights
-        choice = choose_k(val_nb, labels[data.val], ks, opts.temperature, cw)
-        scores = vote_share(neighbours, choice.k, opts.temperature, cw)
-        if data.positive_index == 0:  # the other class's share (k's choice is symmetric)
-            scores = 1.0 - scores
-        train_loss = weighted_log_loss(
-            vote_share(train_nb, choice.k, opts.temperature, cw), labels[data.train], cw
-        )
+        choice = choose_k_by(ks, lambda k: task.judge(task.score(val_nb, k), truth[data.val]))
+        scores = task.score(neighbours, choice.k)
+        if task.task == BINARY and data.positive_index == 0:
+            scores = 1.0 - scores  # the other class's share (k's choice is symmetric)
+        train_loss = task.loss(task.score(train_nb, choice.k), truth[data.train])
         seconds = time.perf_counter() - start
         n = len(configs)  # the probe has no option that configurations differ in
         val_auc, val_loss = choice.val_auc[choice.index], choice.val_loss[choice.index]
@@ -317,22 +360,67 @@ class KnnSolver:
             best_val_loss=np.full(n, val_loss),
             epochs_run=1,
             seconds=seconds,
-            info=_info(choice, opts, data, checksum),
+            info=_info(choice, opts, data, checksum, task),
             group_size=n,
             weights=lambda k: {},
-            note=f"kNN: k={choice.k} of {list(ks)} (val AUC "
+            note=f"kNN: k={choice.k} of {list(ks)} ({AUC_NAMES[task.task]} "
             + ", ".join(f"{a:.4f}" for a in choice.val_auc)
             + f"), T={opts.temperature:g}",
             scores=lambda k: scores,
         )
 
 
-def _info(choice: KChoice, opts: KnnOptions, data: PreparedData, checksum: str) -> dict[str, Any]:
-    """The run's ``info`` entries of a kNN probe."""
+def _truth(data: PreparedData) -> np.ndarray:
+    """Every cache row's labels: class indices ``[N]``, or the label matrix ``[N, L]``.
+
+    Raises:
+        ConfigError: Without a validation split holding two classes (multi-label: a
+            label with both values), which ``k`` is chosen on.
+    """
+    name = data.features.name
+    if data.task == MULTILABEL:
+        matrix = np.asarray(data.features.label_matrix)
+        val = matrix[data.val] != 0
+        if data.val.size == 0 or not np.any(val.any(axis=0) & ~val.all(axis=0)):
+            raise ConfigError(
+                f"{name}: the kNN probe chooses k on a validation split where some label "
+                "is both present and absent; make a split with one"
+            )
+        return matrix
+    labels = np.asarray(data.labels)
+    if data.val.size == 0 or len(np.unique(labels[data.val])) < 2:
+        raise ConfigError(
+            f"{name}: the kNN probe chooses k on a validation split with "
+            "both classes; make a split with one"
+        )
+    return labels
+
+
+def _vote_weights(data: PreparedData) -> np.ndarray:
+    """The class weights, or (multi-label) the ``[L, 2]`` per-label weights read off the
+    prepared tensors (the ``SplitTensors`` contract: per-entry weights ``[N, L]``)."""
+    if data.task != MULTILABEL:
+        return data.class_weights
+    t = data.tensors(torch.device("cpu"))
+    return label_weight_table([(t.y_train, t.w_train), (t.y_val, t.w_val)])
+
+
+def _info(
+    choice: KChoice, opts: KnnOptions, data: PreparedData, checksum: str, task: TaskVotes
+) -> dict[str, Any]:
+    """The run's ``info`` entries of a kNN probe (``knn.task`` for K classes and
+    multi-label data, ``knn.label_weights`` ``[L, 2]`` for the latter)."""
     split_train = np.flatnonzero(np.asarray(data.features.split) == 0)
     subset = not np.array_equal(split_train, data.train)
+    extra: dict[str, Any] = {}
+    if task.task != BINARY:
+        extra["task"] = task.task
+    if task.task == MULTILABEL:
+        extra["label_weights"] = np.asarray(task.weights, dtype=np.float64).tolist()
     return {
         "solver": "knn",
+        # nothing iterates, so nothing can fail to converge (no Adam-curve check, no warning)
+        "convergence": {"measure": "none: the kNN probe is not iterative"},
         "knn": {
             "k": choice.k,
             "temperature": opts.temperature,
@@ -344,6 +432,7 @@ def _info(choice: KChoice, opts: KnnOptions, data: PreparedData, checksum: str) 
             "n_neighbours": int(data.train.size),
             "neighbour_rows": [int(r) for r in data.train] if subset else "train split",
             "neighbour_checksum": checksum,
+            **extra,
         },
     }
 
@@ -360,7 +449,8 @@ def predict_knn(run: Any, embeddings: np.ndarray, device: torch.device | None = 
         device: Where to compute (default CPU).
 
     Returns:
-        float64 P(positive class) ``[N]``.
+        float64 P(positive class) ``[N]``; for K classes the probability of each class
+        ``[N, K]``, for multi-label data the score of each label ``[N, L]``.
 
     Raises:
         CacheError: If the cache is gone or changed, or the dimension does not match.
@@ -372,12 +462,16 @@ def predict_knn(run: Any, embeddings: np.ndarray, device: torch.device | None = 
     if not paths or "neighbour_checksum" not in meta:
         raise CacheError(f"{run.name}: the kNN run does not name the cache of its neighbours")
     fs, _ = resolve_features(paths)
+    kind = meta.get("task", BINARY)
+    truth = fs.labels if kind != MULTILABEL else fs.label_matrix
+    if truth is None:
+        raise CacheError(f"{paths}: the cache holds no label matrix for this multi-label kNN run")
     rows = meta["neighbour_rows"]
     rows = np.flatnonzero(np.asarray(fs.split) == 0) if rows == "train split" else np.array(rows)
     if rows.size and rows.max() >= len(fs.ids):
         raise CacheError(f"{paths}: the cache has fewer rows than the kNN run's neighbours")
     raw = np.asarray(fs.embeddings[rows])
-    if bank_checksum(fs.ids[rows], fs.labels[rows], raw) != meta["neighbour_checksum"]:
+    if bank_checksum(fs.ids[rows], truth[rows], raw) != meta["neighbour_checksum"]:
         raise CacheError(
             f"{paths}: the cache no longer holds the training rows this kNN run used "
             "(checksum differs); train the kNN probe again"
@@ -395,8 +489,11 @@ def predict_knn(run: Any, embeddings: np.ndarray, device: torch.device | None = 
         x = np.asarray(x, dtype=np.float32)
         return l2_normalise(standardizer.transform(x) if standardizer else x, dev)
 
-    bank_labels = torch.as_tensor(fs.labels[rows], dtype=torch.long, device=dev)
+    weights = meta["label_weights"] if kind == MULTILABEL else run.info["class_weights"]
+    task = TaskVotes(kind, np.asarray(truth[rows]), np.asarray(weights), float(meta["temperature"]))
+    bank_labels = torch.as_tensor(task.gathered, dtype=torch.long, device=dev)
     k = int(meta["k"])
-    nb = nearest(prepared(emb), prepared(raw), bank_labels, k)
-    share = vote_share(nb, k, float(meta["temperature"]), run.info["class_weights"])
-    return share if int(run.info.get("positive_class", 1)) == 1 else 1.0 - share
+    share = task.score(nearest(prepared(emb), prepared(raw), bank_labels, k), k)
+    if kind == BINARY and int(run.info.get("positive_class", 1)) != 1:
+        return 1.0 - share
+    return share
