@@ -245,7 +245,6 @@ def test_predict_rereads_the_label_matrix(tmp_path: Path) -> None:
         predict_knn(run, fs.embeddings[test])
 
 
-@pytest.mark.skip(reason="needs multi-label prepare from branch issue14-mlabel")
 def test_train_head_knn_on_multilabel_data() -> None:
     fs = multilabel_features()
     result = train_head(fs, head="knn", save=False, quiet=True)

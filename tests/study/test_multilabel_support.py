@@ -18,12 +18,13 @@ def test_the_tuned_linear_head_passes_the_multilabel_check():
     assert takes_labels("linear", "grid")
 
 
-def test_the_knn_probe_is_refused_in_one_line():
+def test_a_head_outside_the_table_is_refused_in_one_line():
+    lbfgs = {"head": "linear", "solver": "lbfgs"}
     with pytest.raises(ConfigError) as caught:
-        check_heads_support("multilabel", LABELS, [{"head": "linear"}, {"head": "knn"}])
+        check_heads_support("multilabel", LABELS, [{"head": "linear"}, {"head": "knn"}, lbfgs])
     text = str(caught.value)
     assert text.startswith(
-        "multilabel task (3 labels: cloud, field, road): heads knn take one label per image "
+        "multilabel task (3 labels: cloud, field, road): heads linear take one label per image "
         "only so far (multi-label: linear (solver grid)"
     )
     assert "\n" not in text and "nothing was extracted" in text

@@ -17,10 +17,11 @@ import numpy as np
 
 from cactus_features.errors import ConfigError
 
-MULTILABEL_HEADS: dict[str, tuple[str, ...]] = {"linear": ("grid",)}
+MULTILABEL_HEADS: dict[str, tuple[str, ...]] = {"linear": ("grid",), "knn": ("knn",)}
 """The solvers of each head kind that train multi-label heads: the single place to extend
 (the linear head with the tuned protocol, one warm-started L2 path per label, in
-:mod:`cactus_features.heads.solvers.multilabel`). Heads and solvers absent here are
+:mod:`cactus_features.heads.solvers.multilabel`; the kNN probe's per-label vote shares, in
+:mod:`cactus_features.heads.solvers.knn_votes`). Heads and solvers absent here are
 refused before training (:func:`check_takes_labels`) and, in a study, before extraction
 (:func:`cactus_features.study.support.check_heads_support`)."""
 
