@@ -3,9 +3,9 @@
 In the spirit of DINOv2's k-NN evaluation: embeddings are L2-normalised, so a
 matrix product gives cosine similarities (``HeadConfig.create`` turns
 standardisation off for this probe: on the real EfficientNet-Lite0 caches,
-standardising first lowered validation AUC at every ``k``, 0.9862 -> 0.9795 at
-64 px and 0.9978 -> 0.9968 at 224 px, best ``k`` each; a configuration made with
-``standardize=True`` by hand is honoured). Each query's
+standardising first lowered the best validation AUC, 0.9862 -> 0.9795 at
+64 px and 0.9978 -> 0.9968 at 224 px (best ``k`` each, ``benchmarks/bench_knn.py``);
+a configuration made with ``standardize=True`` by hand is honoured). Each query's
 ``k`` most similar *training* rows vote with weight ``exp(sim / T)``
 (``T`` = :data:`TEMPERATURE`), times the class weight of their label. A row's
 score is the positive class's share of the votes::
