@@ -17,8 +17,8 @@ def check_heads_support(
     """Raise when the heads of a study cannot train on the dataset's task.
 
     The multi-class check asks :func:`~cactus_features.heads.nn.models.check_takes_classes`
-    of each head (the linear head with the tuned protocol takes K classes); multi-label
-    data has no head yet.
+    of each head (linear and MLP heads with the tuned or report protocol take K classes);
+    multi-label data has no head yet.
 
     Args:
         task: The dataset's task kind (``binary``, ``multiclass``, ``multilabel``).
@@ -47,9 +47,9 @@ def check_heads_support(
         if refused:
             raise ConfigError(
                 f"multiclass task ({len(class_names)} classes: {names}): heads "
-                f"{', '.join(refused)} take binary tasks only so far (the linear head with the "
-                "tuned preset takes K classes); nothing was extracted: drop those heads, merge "
-                "the classes into two, or run `cactus-features extract` alone"
+                f"{', '.join(refused)} take binary tasks only so far (linear and mlp heads with "
+                "the tuned or report preset take K classes); nothing was extracted: drop those "
+                "heads, merge the classes into two, or run `cactus-features extract` alone"
             )
 
 

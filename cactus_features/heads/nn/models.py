@@ -20,39 +20,72 @@ import numpy as np
 import torch
 from torch import nn
 
+from cactus_features.data.classes import MULTILABEL
 from cactus_features.errors import CacheError, ConfigError
 
 LAST_PREFIX = "last."
 """Prefix of the last-epoch weights saved next to the selected ones in a run file."""
 
 
-MULTICLASS_HEADS = ("linear",)
-"""Heads that take more than two classes (a softmax over K logits, by the ``grid`` solver)."""
+MULTICLASS_HEADS = ("linear", "mlp")
+"""Heads that take more than two classes (a softmax over K logits) and several labels
+(one sigmoid per label)."""
+MULTICLASS_SOLVERS = ("adam", "grid")
+"""Solvers that train them: Adam (any of those heads) and the tuned protocol (the linear
+head's softmax L-BFGS path, the MLP's grid of Adam weight decays)."""
 
 
-def output_dim(n_classes: int) -> int:
-    """Number of logits for ``n_classes`` classes (1 for binary: a sigmoid; K above).
+def output_dim(n_classes: int, task: str | None = None) -> int:
+    """Number of logits: 1 for two classes (a sigmoid), ``K`` for ``K > 2`` (a softmax),
+    one per label for ``task="multilabel"`` (one sigmoid each).
+
+    Args:
+        n_classes: Number of classes (of labels, for multi-label data).
+        task: The task kind; ``None`` or another kind than ``"multilabel"``: single-label.
 
     Raises:
-        ConfigError: For fewer than two classes.
+        ConfigError: For fewer than two classes (labels).
     """
+    if task == MULTILABEL:
+        if n_classes < 2:
+            raise ConfigError(
+                f"need two labels to train a multi-label head, got {n_classes}; "
+                "train one label as a binary task"
+            )
+        return n_classes
     if n_classes < 2:
         raise ConfigError(f"need two classes to train a head, got {n_classes}")
     return 1 if n_classes == 2 else n_classes
 
 
-def check_takes_classes(head: str, solver: str, n_classes: int) -> None:
-    """Refuse a head that cannot train on ``n_classes`` classes.
+def check_takes_classes(head: str, solver: str, n_classes: int, task: str | None = None) -> None:
+    """Refuse a head that cannot train on ``n_classes`` classes (labels).
+
+    Args:
+        head: The head kind.
+        solver: Its solver.
+        n_classes: Number of classes (labels).
+        task: The task kind; ``None``: single-label (multiclass for more than two classes).
 
     Raises:
-        ConfigError: For more than two classes and a head other than the linear one
-            with the ``grid`` solver (the tuned protocol), which is all that takes K so far.
+        ConfigError: For more than two classes, or multi-label data, and a head or solver
+            outside :data:`MULTICLASS_HEADS` / :data:`MULTICLASS_SOLVERS`; for multi-label
+            data, also the linear head with the ``grid`` solver (its L-BFGS path fits one
+            softmax, not one sigmoid per label).
     """
-    output_dim(n_classes)
-    if n_classes > 2 and (head not in MULTICLASS_HEADS or solver != "grid"):
+    output_dim(n_classes, task)
+    what = f"{n_classes} labels" if task == MULTILABEL else f"{n_classes} classes"
+    if (n_classes > 2 or task == MULTILABEL) and (
+        head not in MULTICLASS_HEADS or solver not in MULTICLASS_SOLVERS
+    ):
         raise ConfigError(
-            f"{n_classes} classes: the {head} head with solver {solver!r} takes two classes "
-            "only so far; use the linear head with the tuned preset (solver grid)"
+            f"{what}: the {head} head with solver {solver!r} takes two classes only so far; "
+            "use the linear or mlp head with the tuned or report preset (solver grid or adam)"
+        )
+    if task == MULTILABEL and head == "linear" and solver == "grid":
+        raise ConfigError(
+            f"{what}: the tuned linear head fits a softmax over classes, not one sigmoid per "
+            "label; use --preset report (Adam) or the mlp head"
         )
 
 
