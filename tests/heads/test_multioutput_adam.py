@@ -256,6 +256,25 @@ def test_mini_batch_epoch_loss_is_the_loss_over_all_rows() -> None:
         )
 
 
+@pytest.mark.parametrize(("task", "c"), [(MULTICLASS, 3), (MULTILABEL, 4)])
+def test_curves_score_each_epochs_weights_on_the_weighted_validation_rows(task, c) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    data = k_class_tensors(c) if task == MULTICLASS else multilabel_tensors(150, 60, c, 1)[0]
+    sizes = layer_sizes(D, (6,), c)
+    fit = fit_stacked(data, sizes, [1e-2, 1e-3], [0.0, 0.0], [0, 1], epochs=7, task=task)
+    z = StackedNet(fit.last).forward(data.x_val).double()
+    for h in range(2):
+        loss = reference_loss(z[h], data.y_val.double(), data.w_val.double(), task)
+        assert fit.history["val_loss"][-1, h] == pytest.approx(float(loss), rel=1e-6)
+        if task == MULTICLASS:
+            p = torch.softmax(z[h], dim=1).numpy()
+            auc = roc_auc_score(data.y_val.numpy(), p, multi_class="ovr")
+        else:
+            auc = roc_auc_score(data.y_val.numpy(), z[h].numpy(), average="macro")
+        assert fit.history["val_auc"][-1, h] == pytest.approx(auc, abs=1e-9)
+
+
 def k_class_tensors(c: int = 3, seed: int = 0) -> SplitTensors:
     x, y = blobs(c, 300, seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.float32))
