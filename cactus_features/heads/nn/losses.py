@@ -45,11 +45,8 @@ def weighted_bce(
     Returns:
         ``(loss [K], dloss/dlogits [K, N])`` with ``loss = sum_i w_i * bce_i``.
     """
-    y = y.expand_as(logits)
-    weight = weight.expand_as(logits)
-    loss = F.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction="none").sum(-1)
-    grad = torch.sigmoid(logits).sub_(y).mul_(weight)
-    return loss, grad
+    loss, grad = _bce_terms(logits, y, weight)
+    return loss.sum(-1), grad
 
 
 def weighted_softmax_ce(
@@ -91,11 +88,20 @@ def weighted_multilabel_bce(
     Returns:
         ``(loss [K], dloss/dlogits [K, N, L])`` with ``loss = sum_il w_il * bce_il``.
     """
+    loss, grad = _bce_terms(logits, y, weight)
+    return loss.sum((1, 2)), grad
+
+
+def _bce_terms(
+    logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-entry ``w * bce`` and its gradient ``w * (sigmoid(z) - y)`` (``y`` and
+    ``weight`` broadcast to the logits' shape)."""
     y = y.expand_as(logits)
     weight = weight.expand_as(logits)
     loss = F.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction="none")
     grad = torch.sigmoid(logits).sub_(y).mul_(weight)
-    return loss.sum((1, 2)), grad
+    return loss, grad
 
 
 def normalise_weights(weight: torch.Tensor, task: str) -> torch.Tensor:
@@ -167,11 +173,8 @@ class TaskLoss:
         if self.task != MULTILABEL:
             loss, grad = self(logits, y, weight / mass.unsqueeze(-1))
             return loss * mass, grad
-        y = y.expand_as(logits)
-        weight = weight.expand_as(logits)
-        bce = F.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction="none")
-        norm = weight / (mass.unsqueeze(-2) * weight.shape[-1])
-        return bce.sum(-2), torch.sigmoid(logits).sub_(y).mul_(norm)
+        bce, grad = _bce_terms(logits, y, weight)
+        return bce.sum(-2), grad.div_(mass.unsqueeze(-2) * weight.shape[-1])
 
     def reduce(self, column_loss: torch.Tensor) -> torch.Tensor:
         """The loss ``[K]`` from per-column weighted means (multilabel: their mean over
