@@ -82,7 +82,8 @@ def train_head(
             ``"last"``), ``hidden`` and ``dropout`` (MLP), ``positive_class`` (binary
             tasks: the class name the scores are the probability of; ``None``: a label
             ``1``/``true``/``yes``, ``X`` of ``X`` and ``no_X``, else the second class).
-            More than two classes: the linear head with the tuned protocol, a softmax.
+            More than two classes: a softmax head, linear or MLP, tuned or Adam
+            (``preset="report"``).
 
     Returns:
         The trained head's run, curves, predictions and class weights.
