@@ -83,11 +83,11 @@ def train_head(
             ``"last"``), ``hidden`` and ``dropout`` (MLP), ``positive_class`` (binary
             tasks: the class name the scores are the probability of; ``None``: a label
             ``1``/``true``/``yes``, ``X`` of ``X`` and ``no_X``, else the second class).
-            More than two classes: the linear head with the tuned protocol, a softmax.
-            Multi-label data (a cache with a label matrix): the linear head with the tuned
-            protocol, one sigmoid per label, each label's probe fitted and chosen on
-            validation exactly as a binary head on that label alone
-            (:mod:`cactus_features.heads.solvers.multilabel`); no ``positive_class``.
+            More than two classes: a softmax head, linear or MLP, tuned or Adam
+            (``preset="report"``), or the kNN probe's class vote shares. Multi-label data (a
+            cache with a label matrix): one sigmoid per label; with the tuned linear head each
+            label's probe is fitted and chosen on validation exactly as a binary head on that
+            label alone (:mod:`cactus_features.heads.solvers.multilabel`); no ``positive_class``.
 
     Returns:
         The trained head's run, curves, predictions and class weights.

@@ -18,10 +18,11 @@ def check_heads_support(
     """Raise when the heads of a study cannot train on the dataset's task.
 
     The multi-class check asks :func:`~cactus_features.heads.nn.models.check_takes_classes`
-    of each head (the linear head with the tuned protocol takes K classes); the
-    multi-label check asks :func:`~cactus_features.heads.prepare.multilabel.takes_labels`
-    (its table :data:`~cactus_features.heads.prepare.multilabel.MULTILABEL_HEADS` is the
-    one place that says which heads and solvers take several labels).
+    of each head (linear and MLP heads with the tuned or report protocol, and the kNN probe,
+    take K classes); the multi-label check asks
+    :func:`~cactus_features.heads.prepare.multilabel.takes_labels` (its table
+    :data:`~cactus_features.heads.prepare.multilabel.MULTILABEL_HEADS` is the one place that
+    says which heads and solvers take several labels).
 
     Args:
         task: The dataset's task kind (``binary``, ``multiclass``, ``multilabel``).
@@ -54,9 +55,9 @@ def check_heads_support(
         if refused:
             raise ConfigError(
                 f"multiclass task ({len(class_names)} classes: {names}): heads "
-                f"{', '.join(refused)} take binary tasks only so far (the linear head with the "
-                "tuned preset takes K classes); nothing was extracted: drop those heads, merge "
-                "the classes into two, or run `cactus-features extract` alone"
+                f"{', '.join(refused)} take binary tasks only so far (linear and mlp heads with "
+                "the tuned or report preset take K classes); nothing was extracted: drop those "
+                "heads, merge the classes into two, or run `cactus-features extract` alone"
             )
 
 

@@ -169,6 +169,6 @@ def test_invalid_options_are_config_errors(kwargs: dict, message: str) -> None:
         train_head(make_features(n=50, d=4), save=False, **kwargs)
 
 
-def test_more_than_two_classes_is_a_clear_config_error_for_the_mlp_head() -> None:
-    with pytest.raises(ConfigError, match="3 classes: the mlp head"):
-        train_head(make_features(n=90, d=4, n_classes=3), "mlp", save=False)
+def test_more_than_two_classes_is_a_clear_config_error_for_the_lbfgs_solver() -> None:
+    with pytest.raises(ConfigError, match="3 classes: the linear head with solver 'lbfgs'"):
+        train_head(make_features(n=90, d=4, n_classes=3), solver="lbfgs", save=False)

@@ -13,12 +13,12 @@ from cactus_features.study.support import check_heads_support
 from tests.multilabel import LABELS, write_multilabel
 
 
-def _study(tmp_path, data, labels=None, **extract) -> StudyConfig:
+def _study(tmp_path, data, labels=None, heads=None, **extract) -> StudyConfig:
     return StudyConfig(
         data=str(data),
         labels=None if labels is None else str(labels),
         backbones=[BackboneRequest("resnet18", "none", None, 16)],
-        heads=[{"head": "linear"}, {"head": "mlp"}],
+        heads=heads or [{"head": "linear"}, {"head": "mlp"}],
         out=str(tmp_path / "report"),
         cache_dir=str(tmp_path / "cache"),
         extract=extract,
@@ -27,12 +27,13 @@ def _study(tmp_path, data, labels=None, **extract) -> StudyConfig:
 
 
 def test_multiclass_study_stops_before_extraction(digits_folders, tmp_path):
+    heads = [{"head": "mlp"}, {"head": "linear", "solver": "lbfgs"}]
     with pytest.raises(ConfigError) as caught:
-        run_study(_study(tmp_path, digits_folders))
+        run_study(_study(tmp_path, digits_folders, heads=heads))
     assert str(caught.value).startswith(
-        "multiclass task (10 classes: 0, 1, 2, 3, 4, ...): heads mlp take binary tasks "
-        "only so far (the linear head with the tuned preset takes K classes); nothing was "
-        "extracted"
+        "multiclass task (10 classes: 0, 1, 2, 3, 4, ...): heads linear take binary tasks "
+        "only so far (linear and mlp heads with the tuned or report preset take K classes); "
+        "nothing was extracted"
     )
     assert not (tmp_path / "cache").exists()
 
@@ -53,16 +54,23 @@ def test_binary_tasks_pass_the_check():
     check_heads_support("binary", ["0", "1"], [{"head": "linear"}])
 
 
-def test_the_tuned_linear_head_passes_the_multiclass_check():
-    check_heads_support("multiclass", list("abc"), [{"head": "linear"}])
+def test_linear_and_mlp_heads_pass_the_multiclass_check():
+    for preset in ("tuned", "report"):
+        heads = [{"head": "linear", "preset": preset}, {"head": "mlp", "preset": preset}]
+        check_heads_support("multiclass", list("abc"), heads)
     with pytest.raises(ConfigError, match="heads linear take binary"):
-        check_heads_support("multiclass", list("abc"), [{"head": "linear", "preset": "report"}])
+        check_heads_support("multiclass", list("abc"), [{"head": "linear", "solver": "lbfgs"}])
 
 
 def test_cli_run_says_it_in_one_line(digits_folders, tmp_path, capsys):
-    argv = ["run", "--data", str(digits_folders), "--backbone", "resnet18@16", "--weights", "none"]
+    study = tmp_path / "study.toml"
+    study.write_text(
+        f'data = "{digits_folders}"\ncache_dir = "{tmp_path / "cache"}"\nout = "{tmp_path / "r"}"\n'
+        '[[backbone]]\nname = "resnet18"\nweights = "none"\nresolution = 16\n'
+        '[[head]]\nhead = "linear"\nsolver = "lbfgs"\n'
+    )
     with pytest.raises(SystemExit) as caught:
-        main([*argv, "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "r"), "-q"])
+        main(["run", "--config", str(study), "-q"])
     assert caught.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "multiclass task (10 classes" in err[0]

@@ -12,6 +12,16 @@
 
 Both count tied scores as one half in the AUC, weight the loss by the class
 weights normalised to sum to 1, and give a NaN AUC when one class is missing.
+
+Heads with ``C > 1`` outputs (logits ``[m, K, Nv, C]``) are scored by
+:func:`multi_output_scorer`, batched torch ops in float64 on the scores' device:
+
+* multiclass -- ``val_loss`` the class-weighted mean softmax cross-entropy,
+  ``val_auc`` the macro one-vs-rest AUC of the softmax probabilities over the classes
+  present in the validation rows (NaN when fewer than two are);
+* multilabel -- ``val_loss`` the mean over labels of each label's weighted-mean BCE,
+  ``val_auc`` the mean AUC over the labels with both values in the validation rows
+  (NaN when none has).
 """
 
 from __future__ import annotations
@@ -20,10 +30,17 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from cactus_features.data.classes import MULTICLASS, MULTILABEL
 from cactus_features.heads.fastpath import kernels
 from cactus_features.heads.fastpath.auc import roc_auc
-from cactus_features.heads.nn.stacked import weighted_bce
+from cactus_features.heads.nn.losses import (
+    normalise_weights,
+    weighted_bce,
+    weighted_multilabel_bce,
+    weighted_softmax_ce,
+)
 
 Scorer = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 Parallel = Callable[[Callable[[int], None]], None]
@@ -100,6 +117,38 @@ def torch_scorer(y_val: torch.Tensor, w_val: torch.Tensor) -> Scorer:
         flat = z.reshape(m * k, nv)
         loss = weighted_bce(flat, y_val, sw)[0].to(torch.float64)
         return loss.view(m, k), roc_auc(flat, pos).view(m, k)
+
+    return score
+
+
+def multi_output_scorer(y_val: torch.Tensor, w_val: torch.Tensor, task: str) -> Scorer:
+    """Batched torch scoring of ``C > 1`` outputs (see the module docstring).
+
+    Args:
+        y_val: ``[Nv]`` class indices (multiclass) or ``[Nv, L]`` 0/1 targets (multilabel).
+        w_val: ``[Nv]`` class weight of each row, or ``[Nv, L]`` weight of each entry.
+        task: ``"multiclass"`` or ``"multilabel"``.
+
+    Returns:
+        ``score(z [m, K, Nv, C]) -> (loss [m, K], auc [m, K])``, float64.
+    """
+    if task not in (MULTICLASS, MULTILABEL):
+        raise ValueError(f"task {task!r} has one output; use make_scorer")
+    multilabel = task == MULTILABEL
+    y = y_val.to(torch.float64) if multilabel else y_val.to(torch.int64)
+    sw = normalise_weights(w_val.to(torch.float64), task)
+
+    def score(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m, k, nv, c = z.shape
+        flat = z.reshape(m * k, nv, c).to(torch.float64)
+        if multilabel:
+            loss = weighted_multilabel_bce(flat, y, sw)[0]
+            scores, truth = flat, y > 0.5
+        else:
+            loss = weighted_softmax_ce(flat, y, sw)[0]
+            scores, truth = torch.softmax(flat, dim=-1), F.one_hot(y, c).bool()
+        aucs = torch.stack([roc_auc(scores[:, :, j], truth[:, j]) for j in range(c)], dim=1)
+        return loss.view(m, k), torch.nanmean(aucs, dim=1).view(m, k)
 
     return score
 

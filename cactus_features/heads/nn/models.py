@@ -20,40 +20,65 @@ import numpy as np
 import torch
 from torch import nn
 
+from cactus_features.data.classes import MULTILABEL
 from cactus_features.errors import CacheError, ConfigError
 
 LAST_PREFIX = "last."
 """Prefix of the last-epoch weights saved next to the selected ones in a run file."""
 
 
-MULTICLASS_HEADS = ("linear",)
-"""Heads that take more than two classes (a softmax over K logits, by the ``grid`` solver)."""
+MULTICLASS_HEADS = ("linear", "mlp")
+"""Heads with weights that take more than two classes (a softmax over K logits)."""
+MULTICLASS_SOLVERS = ("adam", "grid")
+"""Solvers that train them: Adam (any of those heads) and the tuned protocol (the linear
+head's softmax L-BFGS path, the MLP's grid of Adam weight decays)."""
 
 
-def output_dim(n_classes: int) -> int:
-    """Number of logits for ``n_classes`` classes (1 for binary: a sigmoid; K above).
+def output_dim(n_classes: int, task: str | None = None) -> int:
+    """Number of logits: 1 for two classes (a sigmoid), ``K`` for ``K > 2`` (a softmax),
+    one per label for ``task="multilabel"`` (one sigmoid each).
+
+    Args:
+        n_classes: Number of classes (of labels, for multi-label data).
+        task: The task kind; ``None`` or another kind than ``"multilabel"``: single-label.
 
     Raises:
-        ConfigError: For fewer than two classes.
+        ConfigError: For fewer than two classes (labels).
     """
+    if task == MULTILABEL:
+        if n_classes < 2:
+            raise ConfigError(
+                f"need two labels to train a multi-label head, got {n_classes}; "
+                "train one label as a binary task"
+            )
+        return n_classes
     if n_classes < 2:
         raise ConfigError(f"need two classes to train a head, got {n_classes}")
     return 1 if n_classes == 2 else n_classes
 
 
 def check_takes_classes(head: str, solver: str, n_classes: int) -> None:
-    """Refuse a head that cannot train on ``n_classes`` classes.
+    """Refuse a head that cannot train on ``n_classes`` classes (one label per image).
+
+    Multi-label data is checked by
+    :func:`~cactus_features.heads.prepare.multilabel.check_takes_labels` (its table
+    ``MULTILABEL_HEADS``), not here.
 
     Raises:
-        ConfigError: For more than two classes and a head other than the linear one
-            with the ``grid`` solver (the tuned protocol) or the kNN probe, which are all
-            that take K so far.
+        ConfigError: For fewer than two classes, or more than two and a head or solver
+            outside :data:`MULTICLASS_HEADS` / :data:`MULTICLASS_SOLVERS` (the kNN probe
+            takes K classes too).
     """
     output_dim(n_classes)
-    if n_classes > 2 and head != "knn" and (head not in MULTICLASS_HEADS or solver != "grid"):
+    if (
+        n_classes > 2
+        and head != "knn"
+        and (head not in MULTICLASS_HEADS or solver not in MULTICLASS_SOLVERS)
+    ):
         raise ConfigError(
             f"{n_classes} classes: the {head} head with solver {solver!r} takes two classes "
-            "only so far; use the linear head with the tuned preset (solver grid)"
+            "only so far; use the linear or mlp head with the tuned or report preset (solver "
+            "grid or adam), or the knn head"
         )
 
 

@@ -9,6 +9,11 @@ after the first is one batched matmul. The first layer reads the inputs:
   same for the weight gradient ``[N, K*out].T @ [N, D]``);
 * per-head inputs ``x: [K, B, D]`` (mini-batches drawn per head) -- a batched matmul.
 
+Each head has ``C`` outputs (the last layer's size): one logit (a binary head: logits
+``[K, rows]``) or ``C > 1`` (K-class softmax or multi-label heads: logits
+``[K, rows, C]``); :meth:`StackedNet.backward` takes the gradient in the same shape.
+The losses and their gradients are in :mod:`~cactus_features.heads.nn.losses`.
+
 No autograd: gradients are computed explicitly, into reused buffers.
 """
 
@@ -17,7 +22,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
+
+from cactus_features.heads.nn.losses import weighted_bce
+
+__all__ = ["StackedNet", "Workspace", "weighted_bce"]
 
 
 class Workspace:
@@ -72,7 +80,7 @@ class StackedNet:
         return len(self.weights)
 
     def forward(self, x: torch.Tensor, train: bool = False) -> torch.Tensor:
-        """Logits ``[K, rows]`` (the single output unit of each head).
+        """Logits ``[K, rows]`` (one output per head) or ``[K, rows, C]`` (``C > 1``).
 
         Args:
             x: Shared ``[N, D]`` or per-head ``[K, B, D]`` inputs.
@@ -110,10 +118,11 @@ class StackedNet:
         if train:
             self._x = x
             self._scale = 1.0 / keep if drop else 1.0
-        return a.reshape(k, n)
+        return a.reshape(k, n) if a.shape[2] == 1 else a
 
     def backward(self, dlogits: torch.Tensor) -> list[torch.Tensor]:
-        """Gradients of all parameters for ``d loss / d logits`` ``[K, rows]``.
+        """Gradients of all parameters for ``d loss / d logits`` (shaped as the logits:
+        ``[K, rows]`` or ``[K, rows, C]``).
 
         Uses the activations of the last ``forward(..., train=True)``.
 
@@ -122,15 +131,16 @@ class StackedNet:
         """
         x = self._x
         assert x is not None, "backward() needs a forward(train=True) first"
-        k, n = dlogits.shape
-        da = dlogits.reshape(k, n, 1)
+        k, n = dlogits.shape[:2]
+        da = dlogits.reshape(k, n, 1) if dlogits.dim() == 2 else dlogits
         for layer in range(self.n_layers - 1, -1, -1):
             gw, gb = self.grads[2 * layer], self.grads[2 * layer + 1]
             torch.sum(da, dim=1, out=gb)
             if layer == 0:
                 out = gw.shape[1]
                 if x.dim() == 2:
-                    # da is a [K, N, out] view of a [N, K*out] buffer
+                    # da: a [K, N, out] view of a [N, K*out] buffer (MLP), or the logits'
+                    # gradient (linear; the reshape then copies it)
                     flat = da.transpose(0, 1).reshape(n, k * out)
                     torch.mm(flat.T, x, out=gw.view(k * out, -1))
                 else:
@@ -150,23 +160,3 @@ class StackedNet:
                 dh.mul_(self._scale)
             da = dh
         return self.grads
-
-
-def weighted_bce(
-    logits: torch.Tensor, y: torch.Tensor, weight: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weighted binary cross-entropy and its gradient w.r.t. the logits.
-
-    Args:
-        logits: ``[K, N]``.
-        y: Targets in ``{0, 1}``, ``[N]`` or ``[K, N]``.
-        weight: Sample weights, normalised to sum to 1 along the rows, ``[N]`` or ``[K, N]``.
-
-    Returns:
-        ``(loss [K], dloss/dlogits [K, N])`` with ``loss = sum_i w_i * bce_i``.
-    """
-    y = y.expand_as(logits)
-    weight = weight.expand_as(logits)
-    loss = F.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction="none").sum(-1)
-    grad = torch.sigmoid(logits).sub_(y).mul_(weight)
-    return loss, grad

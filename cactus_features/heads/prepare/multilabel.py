@@ -17,13 +17,18 @@ import numpy as np
 
 from cactus_features.errors import ConfigError
 
-MULTILABEL_HEADS: dict[str, tuple[str, ...]] = {"linear": ("grid",), "knn": ("knn",)}
+MULTILABEL_HEADS: dict[str, tuple[str, ...]] = {
+    "linear": ("grid", "adam"),
+    "mlp": ("grid", "adam"),
+    "knn": ("knn",),
+}
 """The solvers of each head kind that train multi-label heads: the single place to extend
-(the linear head with the tuned protocol, one warm-started L2 path per label, in
-:mod:`cactus_features.heads.solvers.multilabel`; the kNN probe's per-label vote shares, in
-:mod:`cactus_features.heads.solvers.knn_votes`). Heads and solvers absent here are
-refused before training (:func:`check_takes_labels`) and, in a study, before extraction
-(:func:`cactus_features.study.support.check_heads_support`)."""
+(the tuned linear head: one warm-started L2 path per label, in
+:mod:`cactus_features.heads.solvers.multilabel`; Adam, linear or MLP, and the tuned MLP:
+one sigmoid per label through :func:`~cactus_features.heads.solvers.engine.fit_stacked`;
+the kNN probe's per-label vote shares, in :mod:`cactus_features.heads.solvers.knn_votes`).
+Heads and solvers absent here are refused before training (:func:`check_takes_labels`)
+and, in a study, before extraction (:func:`cactus_features.study.support.check_heads_support`)."""
 
 
 def takes_labels(head: str, solver: str) -> bool:

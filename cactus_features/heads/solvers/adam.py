@@ -2,7 +2,9 @@
 
 All configurations (same head shape, epochs, batch size, dropout and selection;
 their own learning rate, weight decay and seed) train as one stack, in groups
-small enough for :data:`MEMORY_BUDGET`.
+small enough for :data:`MEMORY_BUDGET`. The output layer and the loss follow the
+feature set's task (``PreparedData.task``): one sigmoid output (binary), a softmax over
+K outputs (K classes) or one sigmoid per label (multi-label).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ MEMORY_BUDGET = 4 << 30
 
 
 class AdamSolver:
-    """Adam over a stack of heads (any head kind, full batch or mini-batches).
+    """Adam over a stack of heads (linear or MLP, any task, full batch or mini-batches).
 
     Args:
         max_group: Most heads trained in one batch (default: what fits
@@ -44,7 +46,8 @@ class AdamSolver:
         reports the first head."""
         base = configs[0]
         tensors = data.tensors(device)
-        sizes = layer_sizes(data.dim, base.hidden, output_dim(len(data.class_names)))
+        n_out = output_dim(len(data.class_names), data.task)
+        sizes = layer_sizes(data.dim, base.hidden, n_out)
         group = self.max_group or group_size(
             sizes, tensors.x_train.shape[0], tensors.x_val.shape[0]
         )
@@ -62,6 +65,7 @@ class AdamSolver:
                 dropout=base.dropout,
                 select=base.select,
                 progress=progress if a == 0 else None,
+                task=data.task,
             )
             fits.append((a, fit))
         del tensors

@@ -7,9 +7,17 @@ dropout masks, mini-batch order), so head ``k`` of a stack trains like a
 single head with those settings (up to float rounding: a batched matmul may sum
 in another order).
 
-Engines (:class:`Engine`): full-batch linear heads on the CPU use
+Tasks (``task``): a binary head has one output (sigmoid cross-entropy); a K-class head
+``K`` outputs (softmax cross-entropy against the class index), a multi-label head one
+output per label (a sigmoid cross-entropy each); the losses, their class weighting and
+the validation scores per task are in :mod:`~cactus_features.heads.nn.losses` and
+:mod:`~cactus_features.heads.fastpath.val_scoring`. Everything else (Adam, seeds,
+stacking, selection) is the same for every task.
+
+Engines (:class:`Engine`): full-batch binary linear heads on the CPU use
 :class:`~cactus_features.heads.fastpath.fused_linear.FusedLinearEngine`; everything else
-(MLPs, mini-batches, GPU) uses :class:`~cactus_features.heads.solvers.generic.GenericEngine`.
+(MLPs, mini-batches, GPU, more than one output) uses
+:class:`~cactus_features.heads.solvers.generic.GenericEngine`.
 An engine takes the epoch's steps and says how its weights are validated: its
 :meth:`Engine.validation` collects the epochs scored together (the generic engine:
 each epoch as it ends; the fused engine: a window of epochs,
@@ -32,9 +40,11 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from cactus_features.data.classes import BINARY, MULTICLASS, MULTILABEL
 from cactus_features.heads.fastpath.fused_linear import FusedLinearEngine, single_threaded_ops
 from cactus_features.heads.fastpath.val_scoring import Scorer
 from cactus_features.heads.nn.adam import StackedAdam
+from cactus_features.heads.nn.losses import TaskLoss
 from cactus_features.heads.nn.models import init_stacked
 from cactus_features.heads.nn.stacked import StackedNet
 from cactus_features.heads.prepare.data import SplitTensors
@@ -61,7 +71,7 @@ class PendingValidation(Protocol):
         """Add the weights as they are after ``epoch``."""
 
     def logits(self) -> torch.Tensor:
-        """Validation logits ``[m, K, Nv]`` of the ``m`` waiting epochs."""
+        """Validation logits ``[m, K, Nv]`` (``[m, K, Nv, C]``) of the ``m`` waiting epochs."""
         ...
 
     def params(self, j: int) -> Sequence[torch.Tensor]:
@@ -85,7 +95,8 @@ class Engine(Protocol):
         ...
 
     def scorer(self, y_val: torch.Tensor, w_val: torch.Tensor) -> Scorer:
-        """How validation logits ``[m, K, Nv]`` become loss and AUC ``[m, K]``."""
+        """How validation logits ``[m, K, Nv]`` (``[m, K, Nv, C]``) become loss and AUC
+        ``[m, K]``."""
         ...
 
     def validation(self, params: list[torch.Tensor]) -> PendingValidation:
@@ -171,11 +182,35 @@ def _use_fused(
     Raises:
         ValueError: ``fused`` asked for where it does not apply.
     """
-    fused_ok = device.type == "cpu" and batch_size is None and len(sizes) == 1
+    one_output = sizes[-1][1] == 1
+    fused_ok = device.type == "cpu" and batch_size is None and len(sizes) == 1 and one_output
     use_fused = engine == "fused" or (engine == "auto" and fused_ok)
     if use_fused and not fused_ok:
-        raise ValueError("the fused engine trains full-batch linear heads on the CPU only")
+        raise ValueError(
+            "the fused engine trains full-batch linear heads with one output on the CPU only"
+        )
     return use_fused
+
+
+def _check_task(task: str, n_out: int, data: SplitTensors) -> None:
+    """Refuse an output size or target shape that does not fit ``task``.
+
+    Raises:
+        ValueError: Naming the mismatch.
+    """
+    TaskLoss(task)  # a known task
+    if task == BINARY and n_out != 1:
+        raise ValueError(f"a binary head has one output, not {n_out}")
+    if task != BINARY and n_out < 2 + (task == MULTICLASS):
+        raise ValueError(f"a {task} head has one output per class or label, not {n_out}")
+    want = 2 if task == MULTILABEL else 1
+    if data.y_train.dim() != want or data.w_train.shape != data.y_train.shape:
+        raise ValueError(
+            f"{task} targets and weights are {want}-D and of the same shape; got y "
+            f"{tuple(data.y_train.shape)} and w {tuple(data.w_train.shape)}"
+        )
+    if task == MULTILABEL and data.y_train.shape[1] != n_out:
+        raise ValueError(f"{data.y_train.shape[1]} labels for a head of {n_out} outputs")
 
 
 @contextlib.contextmanager
@@ -189,6 +224,7 @@ def _open_engine(
     dropout: float,
     threads: int,
     kernel: str,
+    task: str,
 ) -> Iterator[Engine]:
     """The engine, closed on exit; the fused one runs with single-threaded PyTorch ops
     (it has its own worker threads)."""
@@ -202,7 +238,7 @@ def _open_engine(
             )  # fmt: skip
         else:
             net = StackedNet(params, dropout, gens if dropout > 0 else None)
-            eng = GenericEngine(data, net, opt, batch_size, gens)
+            eng = GenericEngine(data, net, opt, batch_size, gens, TaskLoss(task))
         try:
             yield eng
         finally:
@@ -231,7 +267,8 @@ class _Curves:
 
         Args:
             score: The engine's scorer.
-            z: Validation logits ``[m, K, Nv]`` (``None``: no validation rows).
+            z: Validation logits ``[m, K, Nv]`` or ``[m, K, Nv, C]`` (``None``: no
+                validation rows).
             pending: The ``m`` waiting epochs.
             tracker: Updated with each epoch's weights and metrics, in epoch order.
         """
@@ -265,12 +302,15 @@ def fit_stacked(
     engine: str = "auto",
     threads: int | None = None,
     kernel: str = "auto",
+    task: str = BINARY,
 ) -> StackedFit:
     """Train ``K = len(seeds)`` heads of the same shape together with Adam.
 
     Args:
-        data: Training and validation rows (on the training device).
-        sizes: ``(in, out)`` of each layer (one layer: a linear head).
+        data: Training and validation rows (on the training device), shaped for
+            ``task`` (:class:`~cactus_features.heads.prepare.data.SplitTensors`).
+        sizes: ``(in, out)`` of each layer (one layer: a linear head); the last ``out``
+            is 1 for a binary task, the number of classes or labels otherwise.
         lrs: Learning rate of each head.
         weight_decays: Weight decay of each head.
         seeds: Seed of each head.
@@ -283,10 +323,17 @@ def fit_stacked(
         threads: Worker threads of the fused engine (default: PyTorch's thread count).
         kernel: The fused engine's kernel: ``"auto"``, ``"native"`` or ``"torch"``
             (see :func:`~cactus_features.heads.fastpath.fused_linear.pick_kernel`).
+        task: ``"binary"``, ``"multiclass"`` or ``"multilabel"``: which loss and
+            validation scores (see the module docstring).
 
     Returns:
         Selected and last weights, curves and the selected epochs.
+
+    Raises:
+        ValueError: If the output size or the targets' shape does not fit ``task``, or
+            ``engine="fused"`` where it does not apply.
     """
+    _check_task(task, sizes[-1][1], data)
     dev = data.device
     params = init_stacked(sizes, seeds, dev)
     opt = StackedAdam(params, lrs, weight_decays)
@@ -296,7 +343,9 @@ def fit_stacked(
     curves = _Curves(epochs, len(seeds), dev, progress)
     has_val = data.x_val.shape[0] > 0
     start = time.perf_counter()
-    opened = _open_engine(use_fused, data, params, opt, gens, batch_size, dropout, threads, kernel)
+    opened = _open_engine(
+        use_fused, data, params, opt, gens, batch_size, dropout, threads, kernel, task
+    )
     with one_off_time() as one_off, opened as eng:
         score = eng.scorer(data.y_val, data.w_val)
         tracker = _BestTracker(params, select)

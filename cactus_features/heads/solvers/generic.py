@@ -1,9 +1,14 @@
-"""The generic engine: any head (linear or MLP), full batch or mini-batches, any device.
+"""The generic engine: any head (linear or MLP), any task, full batch or mini-batches,
+any device.
 
-It scores the live weights on the validation rows as each epoch ends
-(:class:`LiveValidation`, a window of one epoch), with
-:func:`~cactus_features.heads.fastpath.val_scoring.make_scorer` (compiled on the CPU,
-batched torch ops elsewhere).
+Its loss is the task's (:class:`~cactus_features.heads.nn.losses.TaskLoss`): sigmoid
+cross-entropy for one output, softmax cross-entropy (K classes) or per-label sigmoid
+cross-entropy (multi-label) for ``C > 1`` outputs. It scores the live weights on the
+validation rows as each epoch ends (:class:`LiveValidation`, a window of one epoch),
+with :func:`~cactus_features.heads.fastpath.val_scoring.make_scorer` for one output
+(compiled on the CPU, batched torch ops elsewhere) and
+:func:`~cactus_features.heads.fastpath.val_scoring.multi_output_scorer` (batched
+torch ops) for ``C > 1``.
 """
 
 from __future__ import annotations
@@ -12,21 +17,25 @@ from collections.abc import Sequence
 
 import torch
 
-from cactus_features.heads.fastpath.val_scoring import Scorer, make_scorer
+from cactus_features.data.classes import BINARY
+from cactus_features.heads.fastpath.val_scoring import Scorer, make_scorer, multi_output_scorer
 from cactus_features.heads.nn.adam import StackedAdam
-from cactus_features.heads.nn.stacked import StackedNet, weighted_bce
+from cactus_features.heads.nn.losses import TaskLoss, normalise_weights
+from cactus_features.heads.nn.stacked import StackedNet
 from cactus_features.heads.prepare.data import SplitTensors
 
 
 class GenericEngine:
-    """Any head, full batch or mini-batches, any device.
+    """Any head and task, full batch or mini-batches, any device.
 
     Args:
-        data: Training and validation rows.
+        data: Training and validation rows (targets and weights shaped for the task:
+            :class:`~cactus_features.heads.prepare.data.SplitTensors`).
         net: The stacked heads.
         optimizer: Adam over the heads' parameters.
         batch_size: Rows per step, or ``None`` for full batch.
         generators: One generator per head (mini-batch order).
+        loss: The task's loss (default: binary).
     """
 
     name = "generic"
@@ -41,43 +50,47 @@ class GenericEngine:
         optimizer: StackedAdam,
         batch_size: int | None,
         generators: Sequence[torch.Generator],
+        loss: TaskLoss | None = None,
     ) -> None:
         self.data, self.net, self.opt = data, net, optimizer
         self.batch_size = batch_size
         self.generators = list(generators)
-        self.sw = data.w_train / data.w_train.sum()
+        self.loss = loss or TaskLoss(BINARY)
+        self.y_train = self.loss.targets(data.y_train)
+        self.sw = normalise_weights(data.w_train, self.loss.task)
 
     def step(self) -> torch.Tensor:
         """One epoch of Adam steps; returns its weighted training loss ``[K]`` (full
         batch: at the weights before the step)."""
-        d = self.data
+        d, y, loss_of = self.data, self.y_train, self.loss
         if self.batch_size is None:
             logits = self.net.forward(d.x_train, train=True)
-            loss, dlogits = weighted_bce(logits, d.y_train, self.sw)
+            loss, dlogits = loss_of(logits, y, self.sw)
             self.opt.step(self.net.backward(dlogits))
             return loss
         n = d.x_train.shape[0]
         perms = torch.stack(
             [torch.randperm(n, generator=g, device=d.device) for g in self.generators]
         )
-        total = torch.zeros(self.net.k, device=d.device)
+        total = torch.zeros(self.net.k, *loss_of.mass(d.w_train).shape, device=d.device)
         for a in range(0, n, self.batch_size):
             idx = perms[:, a : a + self.batch_size]
-            wb = d.w_train[idx]
-            wsum = wb.sum(1, keepdim=True)
             logits = self.net.forward(d.x_train[idx], train=True)
-            loss, dlogits = weighted_bce(logits, d.y_train[idx], wb / wsum)
+            column, dlogits = loss_of.batch_loss(logits, y[idx], d.w_train[idx])
             self.opt.step(self.net.backward(dlogits))
-            total += loss * wsum.squeeze(1)
-        return total / d.w_train.sum()
+            total += column
+        return loss_of.reduce(total / loss_of.mass(d.w_train))
 
     def val_logits(self) -> torch.Tensor:
-        """Validation logits ``[K, Nv]`` of the current weights (no dropout)."""
+        """Validation logits ``[K, Nv]`` (``[K, Nv, C]``) of the current weights (no dropout)."""
         return self.net.forward(self.data.x_val, train=False)
 
     def scorer(self, y_val: torch.Tensor, w_val: torch.Tensor) -> Scorer:
-        """Validation loss and AUC of ``[m, K, Nv]`` logits, on the calling thread."""
-        return make_scorer(y_val, w_val, self.net.k)
+        """Validation loss and AUC of ``[m, K, Nv]`` (``[m, K, Nv, C]``) logits, on the
+        calling thread."""
+        if self.loss.task == BINARY:
+            return make_scorer(y_val, w_val, self.net.k)
+        return multi_output_scorer(y_val, w_val, self.loss.task)
 
     def validation(self, params: Sequence[torch.Tensor]) -> LiveValidation:
         """Validation of every epoch's weights as the epoch ends."""
@@ -113,7 +126,7 @@ class LiveValidation:
         self.epochs.append(epoch)
 
     def logits(self) -> torch.Tensor:
-        """Validation logits ``[1, K, Nv]`` of the live weights."""
+        """Validation logits ``[1, K, Nv]`` (``[1, K, Nv, C]``) of the live weights."""
         return self.engine.val_logits().unsqueeze(0)
 
     def params(self, j: int) -> Sequence[torch.Tensor]:
