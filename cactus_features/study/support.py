@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cactus_features.data.classes import MULTICLASS, MULTILABEL
@@ -34,31 +34,31 @@ def check_heads_support(
     """
     names = ", ".join(map(str, class_names[:5])) + (", ..." if len(class_names) > 5 else "")
     if task == MULTILABEL:
-        refused = sorted(
-            {str(h.get("head")) for h in heads if not _takes_labels(HeadConfig.create(**h))}
-        )
+        refused = _refused(heads, _takes_labels)
         if refused:
             raise ConfigError(
                 f"multilabel task ({len(class_names)} labels: {names}): heads "
-                f"{', '.join(refused)} take one label per image only so far (multi-label: "
+                f"{refused} take one label per image only so far (multi-label: "
                 f"{supported_text()}); nothing was extracted: drop those heads, use one label "
                 "column, or run `cactus-features extract` alone"
             )
     if task == MULTICLASS:
-        refused = sorted(
-            {
-                str(h.get("head"))
-                for h in heads
-                if not _takes_classes(HeadConfig.create(**h), len(class_names))
-            }
-        )
+        refused = _refused(heads, lambda c: _takes_classes(c, len(class_names)))
         if refused:
             raise ConfigError(
                 f"multiclass task ({len(class_names)} classes: {names}): heads "
-                f"{', '.join(refused)} take binary tasks only so far (linear and mlp heads with "
-                "the tuned or report preset take K classes); nothing was extracted: drop those "
-                "heads, merge the classes into two, or run `cactus-features extract` alone"
+                f"{refused} take binary tasks only so far (linear and mlp heads with "
+                "the tuned or report preset, and knn, take K classes); nothing was extracted: "
+                "drop those heads, merge the classes into two, or run `cactus-features extract` "
+                "alone"
             )
+
+
+def _refused(heads: Sequence[dict[str, Any]], takes: Callable[[HeadConfig], bool]) -> str:
+    """The refused heads as ``"linear (solver lbfgs), ..."`` (empty when none is)."""
+    configs = [HeadConfig.create(**h) for h in heads]
+    names = sorted({f"{c.head} (solver {c.solver})" for c in configs if not takes(c)})
+    return ", ".join(names)
 
 
 def _takes_labels(config: HeadConfig) -> bool:

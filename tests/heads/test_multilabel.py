@@ -182,7 +182,7 @@ def test_heads_without_multilabel_support_refuse_it(fs, options):
         pytest.skip(f"{config.head}/{config.solver} takes multi-label data")
     with pytest.raises(ConfigError, match=r"^multi-label data \(4 labels\): the") as caught:
         train_head(fs, save=False, **options)
-    assert "linear (solver grid)" in str(caught.value)
+    assert "linear (solver grid/adam)" in str(caught.value)
 
 
 def _two_runs(tmp_path):

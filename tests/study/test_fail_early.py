@@ -31,9 +31,9 @@ def test_multiclass_study_stops_before_extraction(digits_folders, tmp_path):
     with pytest.raises(ConfigError) as caught:
         run_study(_study(tmp_path, digits_folders, heads=heads))
     assert str(caught.value).startswith(
-        "multiclass task (10 classes: 0, 1, 2, 3, 4, ...): heads linear take binary tasks "
-        "only so far (linear and mlp heads with the tuned or report preset take K classes); "
-        "nothing was extracted"
+        "multiclass task (10 classes: 0, 1, 2, 3, 4, ...): heads linear (solver lbfgs) take "
+        "binary tasks only so far (linear and mlp heads with the tuned or report preset, and "
+        "knn, take K classes); nothing was extracted"
     )
     assert not (tmp_path / "cache").exists()
 
@@ -41,10 +41,11 @@ def test_multiclass_study_stops_before_extraction(digits_folders, tmp_path):
 def test_multilabel_study_stops_before_extraction(tmp_path):
     img_dir, csv_path, _ = write_multilabel(tmp_path / "ds")
     config = _study(tmp_path, img_dir, csv_path, label_column=list(LABELS), limit=50)
-    config.heads = [{"head": "linear"}, {"head": "knn"}]
+    config.heads = [{"head": "linear"}, {"head": "knn"}, {"head": "linear", "solver": "lbfgs"}]
     with pytest.raises(
         ConfigError,
-        match=r"^multilabel task \(4 labels: cloud, field, road, water\): heads knn take one",
+        match=r"^multilabel task \(4 labels: cloud, field, road, water\): heads linear "
+        r"\(solver lbfgs\) take one",
     ):
         run_study(config)
     assert not (tmp_path / "cache").exists()
@@ -58,7 +59,7 @@ def test_linear_and_mlp_heads_pass_the_multiclass_check():
     for preset in ("tuned", "report"):
         heads = [{"head": "linear", "preset": preset}, {"head": "mlp", "preset": preset}]
         check_heads_support("multiclass", list("abc"), heads)
-    with pytest.raises(ConfigError, match="heads linear take binary"):
+    with pytest.raises(ConfigError, match=r"heads linear \(solver lbfgs\) take binary"):
         check_heads_support("multiclass", list("abc"), [{"head": "linear", "solver": "lbfgs"}])
 
 

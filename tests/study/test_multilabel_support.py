@@ -24,8 +24,8 @@ def test_a_head_outside_the_table_is_refused_in_one_line():
         check_heads_support("multilabel", LABELS, [{"head": "linear"}, {"head": "knn"}, lbfgs])
     text = str(caught.value)
     assert text.startswith(
-        "multilabel task (3 labels: cloud, field, road): heads linear take one label per image "
-        "only so far (multi-label: linear (solver grid)"
+        "multilabel task (3 labels: cloud, field, road): heads linear (solver lbfgs) take one "
+        "label per image only so far (multi-label: linear (solver grid/adam)"
     )
     assert "\n" not in text and "nothing was extracted" in text
 
@@ -38,5 +38,7 @@ def test_every_head_follows_the_table(head):
     if config.solver in MULTILABEL_HEADS.get(config.head, ()):
         check_heads_support("multilabel", LABELS, [head])
     else:
-        with pytest.raises(ConfigError, match=f"heads {config.head} take one label"):
+        with pytest.raises(
+            ConfigError, match=rf"heads {config.head} \(solver {config.solver}\) take one label"
+        ):
             check_heads_support("multilabel", LABELS, [head])
