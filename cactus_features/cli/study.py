@@ -119,7 +119,8 @@ def demo(
         )
     else:
         click.echo(f"submission for the generated test images: {result.submission.path}")
-    click.echo(f"done: open {folder / 'report.md'}")
+    first = next(iter(result.study.reports.values()), folder)
+    click.echo(f"done: open {first / 'report.md'}")
 
 
 @click.command()

@@ -57,10 +57,20 @@ def test_the_digits_demo_runs_a_ten_class_study_and_checks_its_submission(tmp_pa
     assert answers.is_file()
     # the held-out digits are scored by the head: far above chance (0.1)
     assert result.held_out_accuracy is not None and result.held_out_accuracy > 0.85
-    report = (tmp_path / "r" / "report.md").read_text()
+    (knn,) = result.study.runs["knn"]
+    assert knn.predictions.score.shape[1] == 10
+    report = (tmp_path / "r" / "linear" / "report.md").read_text()
     assert "multiclass, 10 classes" in report and "confusion_matrices.png" in report
 
 
 def test_an_unknown_demo_data_set_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="use one of aerial, digits"):
         run_demo(dataset="cifar", cache_dir=tmp_path)
+
+
+def test_the_cli_offers_every_demo_data_set():
+    from cactus_features.cli.study import demo
+    from cactus_features.study.demo import DEMO_SETS
+
+    (option,) = [p for p in demo.params if p.name == "dataset"]
+    assert tuple(option.type.choices) == DEMO_SETS
