@@ -108,7 +108,9 @@ def test_preconditioner_inverts_the_kronecker_hessian():
     gen = torch.Generator().manual_seed(3)
     z = torch.randn(400, k, generator=gen, dtype=torch.float64)
     a = softmax_curvature(z, s)
-    np.testing.assert_allclose(a.sum(1), 0.0, atol=1e-12)  # rows of diag(p) - pp^T sum to 0
+    p, sw = torch.softmax(z, dim=1), s.double()
+    explicit = sum(sw[i] * (torch.diag(p[i]) - torch.outer(p[i], p[i])) for i in range(400))
+    torch.testing.assert_close(a, explicit / sw.sum(), rtol=0, atol=1e-12)
     pre = SoftmaxPreconditioner(x, s, k)
     pre.set(lam, a)
     cov = (x * s.double()[:, None]).T @ x / float(s.double().sum())
