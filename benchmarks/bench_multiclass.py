@@ -22,7 +22,8 @@ protocol does (``prepare`` with the default configuration), it prints
    warm-started along the same grid), the strength each picks by validation loss, and
    the agreement of the two chosen models.
 
-Run ``python benchmarks/bench_multiclass.py`` (about 2-3 minutes on 2 idle cores).
+Run ``python benchmarks/bench_multiclass.py`` (``--skip-path`` for parts 1-2 only; not yet timed
+on an idle machine: parts 1-2 took about 10 minutes on 2 fully busy cores).
 """
 
 from __future__ import annotations
