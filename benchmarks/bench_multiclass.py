@@ -23,7 +23,7 @@ protocol does (``prepare`` with the default configuration), it prints
    the agreement of the two chosen models.
 
 Run ``python benchmarks/bench_multiclass.py`` (``--skip-path`` for parts 1-2 only; not yet timed
-on an idle machine: parts 1-2 took about 10 minutes on 2 fully busy cores).
+on an idle machine: parts 1-2 took about 8 minutes on 2 fully busy cores).
 """
 
 from __future__ import annotations
