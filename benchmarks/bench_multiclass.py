@@ -22,8 +22,8 @@ protocol does (``prepare`` with the default configuration), it prints
    warm-started along the same grid), the strength each picks by validation loss, and
    the agreement of the two chosen models.
 
-Run ``python benchmarks/bench_multiclass.py`` (``--skip-path`` for parts 1-2 only; not yet timed
-on an idle machine: parts 1-2 took about 8 minutes on 2 fully busy cores).
+Run ``python benchmarks/bench_multiclass.py`` (about 10 minutes on 2 half-busy cores, nearly all
+of it scikit-learn's; ``--skip-path`` for parts 1-2 only).
 """
 
 from __future__ import annotations
