@@ -31,6 +31,7 @@ seen by the solver at all.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Sequence
@@ -49,8 +50,17 @@ from cactus_features.heads.prepare.data import PreparedData, SplitTensors
 from cactus_features.heads.solvers.adam import AdamSolver
 from cactus_features.heads.solvers.base import Fit, Progress
 from cactus_features.heads.solvers.lbfgs import LbfgsFit, fit_logistic_lbfgs, gradient_convergence
-from cactus_features.heads.solvers.multinomial import fit_softmax_lbfgs, softmax_validation_scores
-from cactus_features.heads.solvers.precondition import CovariancePreconditioner, mean_curvature
+from cactus_features.heads.solvers.multinomial import (
+    fit_softmax_lbfgs,
+    softmax_terms,
+    softmax_validation_scores,
+)
+from cactus_features.heads.solvers.precondition import (
+    CovariancePreconditioner,
+    SoftmaxPreconditioner,
+    mean_curvature,
+    softmax_curvature,
+)
 
 PRECONDITION_AFTER = 20
 """L-BFGS iterations one strength may take before the path switches to the covariance
@@ -107,7 +117,9 @@ def l2_path(
         tol: Gradient tolerance (largest entry of the mean objective's gradient).
         backend: ``"torch"`` (the library's L-BFGS) or ``"sklearn"``.
         precondition: Switch to the covariance preconditioner when a strength needs more
-            than :data:`PRECONDITION_AFTER` iterations (``torch`` backend, two classes).
+            than :data:`PRECONDITION_AFTER` iterations (``torch`` backend; its softmax form,
+            :class:`~cactus_features.heads.solvers.precondition.SoftmaxPreconditioner`,
+            for K classes).
         n_classes: ``K``; above 2 each strength is a softmax (multinomial) fit
             (:func:`~cactus_features.heads.solvers.multinomial.fit_softmax_lbfgs`) with
             ``weight [K, D]`` and ``bias [K]``.
@@ -118,7 +130,7 @@ def l2_path(
     order = sorted(range(len(l2_grid)), key=lambda i: -float(l2_grid[i]))
     fit_one = _sklearn_path(tensors, max_iter, tol) if backend == "sklearn" else None
     if fit_one is None and n_classes > 2:
-        return _softmax_path(tensors, l2_grid, order, n_classes, max_iter, tol)
+        return _softmax_path(tensors, l2_grid, order, n_classes, max_iter, tol, precondition)
     pre: CovariancePreconditioner | None = None
     x, s = tensors.x_train, tensors.w_train
     total = float(s.double().sum())
@@ -152,27 +164,43 @@ def _softmax_path(
     n_classes: int,
     max_iter: int,
     tol: float,
+    precondition: bool = True,
 ) -> list[PathPoint]:
-    """The warm-started path of K-class softmax fits (in ``order``, strongest first)."""
+    """The warm-started path of K-class softmax fits (in ``order``, strongest first),
+    switching to the softmax covariance preconditioner by the binary path's rule."""
     x, y, s = tensors.x_train, tensors.y_train, tensors.w_train
     total = float(s.double().sum())
-    theta: torch.Tensor | None = None
+    theta = torch.zeros(n_classes * (x.shape[1] + 1), dtype=torch.float64, device=x.device)
+    pre: SoftmaxPreconditioner | None = None
     points: dict[int, PathPoint] = {}
-    for i in order:
-        lam = float(l2_grid[i])
-        lb = fit_softmax_lbfgs(
-            x,
-            y,
-            s,
-            n_classes,
-            C=1.0 / (max(lam, 1e-12) * total),
-            max_iter=max_iter,
-            tol=tol,
-            init=theta,
-        )
-        theta = torch.cat([lb.weight, lb.bias[:, None]], dim=1).reshape(-1)  # type: ignore[index]
-        points[i] = _point(lam, lb, tensors)
+    with contextlib.closing(softmax_terms(x, y, s, n_classes, tol=tol)) as terms:
+
+        def fit(lam: float, limit: int, start: torch.Tensor) -> LbfgsFit:
+            if pre is not None:
+                w = start.view(n_classes, -1)
+                z = (x @ w[:, :-1].T.to(x.dtype)).double().add_(w[:, -1])
+                pre.set(lam, softmax_curvature(z, s))
+            c_value = 1.0 / (max(lam, 1e-12) * total)
+            return fit_softmax_lbfgs(
+                x, y, s, n_classes, C=c_value, max_iter=limit, tol=tol, init=start,
+                preconditioner=pre, terms=terms,
+            )  # fmt: skip
+
+        for i in order:
+            lam = float(l2_grid[i])
+            first = min(max_iter, PRECONDITION_AFTER) if pre is None and precondition else max_iter
+            lb = fit(lam, first, theta)
+            if not lb.converged and lb.iterations >= first and first < max_iter:
+                pre = SoftmaxPreconditioner(x, s, n_classes)
+                lb = _joined(lb, fit(lam, max_iter - lb.iterations, _softmax_theta(lb)))
+            theta = _softmax_theta(lb)
+            points[i] = _point(lam, lb, tensors)
     return [points[i] for i in range(len(l2_grid))]
+
+
+def _softmax_theta(lb: LbfgsFit) -> torch.Tensor:
+    """A softmax fit's ``[K, D]`` weights and ``[K]`` intercepts as one vector."""
+    return torch.cat([lb.weight, lb.bias[:, None]], dim=1).reshape(-1)  # type: ignore[index]
 
 
 def _fit_strength(
