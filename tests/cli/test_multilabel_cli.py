@@ -92,7 +92,10 @@ def test_train_compare_and_predict_a_multilabel_cache(tmp_path, label_sets, caps
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--head", "knn"], "the knn head with solver 'knn' takes one label per image only"),
+        (
+            ["--solver", "lbfgs"],
+            "the linear head with solver 'lbfgs' takes one label per image only",
+        ),
         (["--positive-class", "road"], "positive_class='road' applies to binary tasks"),
         (["--class-weight", "0.5,0.5"], "do not apply to multi-label data"),
     ],
