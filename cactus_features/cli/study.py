@@ -53,6 +53,7 @@ def run(**kw) -> None:
     setup_logging(kw["quiet"])
     if kw["config_file"]:
         config = load_study(kw["config_file"])
+        config.quiet = config.quiet or kw["quiet"]
     else:
         if not kw["data"] or not kw["backbones"]:
             raise ConfigError("give --config STUDY.toml, or --data and at least one --backbone")
