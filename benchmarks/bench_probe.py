@@ -45,8 +45,8 @@ from cactus_features.heads.solvers.grid import GridSolver
 CACHE_ROOT = Path("/work/cache-real/aerial-cactus-train-c119fb9b")
 """Where this project's real-data caches are (``--cache`` overrides)."""
 DEFAULT_CACHES = (
-    CACHE_ROOT / "efficientnet_lite0_IMAGENET1K_64px_weights_fp32_db31fce3ada5.h5",
-    CACHE_ROOT / "efficientnet_lite0_IMAGENET1K_224px_weights_fp32_75b9a0901a13.h5",
+    CACHE_ROOT / "efficientnet_lite0_IMAGENET1K_64px_weights_fp32_dfa645d3b0d2.h5",
+    CACHE_ROOT / "efficientnet_lite0_IMAGENET1K_224px_weights_fp32_3ba5a60b1dd6.h5",
 )
 TARGETS = {64: 0.987, 224: 0.9988}
 """Test-AUC targets by resolution (issue 13)."""
