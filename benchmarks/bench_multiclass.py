@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -206,9 +207,17 @@ def whole_path(tensors, x_eval: torch.Tensor, k: int, config: HeadConfig) -> Non
     print(f"   ratio: scikit-learn / ours = {float(rows[1][1]) / float(rows[0][1]):.1f}x")
 
 
+def last_level_cache() -> str:
+    """The CPU's last-level cache size as the kernel reports it (``"unknown"`` elsewhere):
+    whether the training rows fit in it decides if a second read comes from DRAM."""
+    caches = sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"))
+    return caches[-1].read_text().strip() if caches else "unknown"
+
+
 def main() -> None:
     args = build_parser().parse_args()
     print_header()
+    print(f"last-level CPU cache: {last_level_cache()}")
     fs = make_features(args.n, args.n_val, args.d, args.k, args.rank, args.seed)
     config = HeadConfig.create()
     data = prepare(fs, config)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from cactus_features.data.classes import BINARY, MULTILABEL
+from cactus_features.data.classes import BINARY, MULTICLASS, MULTILABEL
 from cactus_features.report.csv_files import _write_csv
 from cactus_features.report.formatting import format_estimate, table
 from cactus_features.report.plots import colors, save_figure
@@ -25,6 +25,12 @@ METRIC_TITLES = {
     "macro_map": "Test macro mAP",
 }
 """Column and axis titles of the curve metrics."""
+_ACCURACY_NOTES = {
+    BINARY: "accuracy at each run's validation-chosen threshold (max Youden's J)",
+    MULTICLASS: "accuracy: top-1",
+    MULTILABEL: "macro averages over the labels",
+}
+"""How the curves' values are taken, by task (the description's sentence)."""
 STEM = "label_efficiency"
 """File stem of the written table, CSV and figure."""
 
@@ -45,13 +51,7 @@ def describe(result: LabelEfficiencyResult) -> str:
             "stratified subsamples of the training split, nested across fractions "
             f"(at least {result.min_per_class} rows of each class)"
         )
-    accuracy = (
-        "accuracy at each run's validation-chosen threshold (max Youden's J)"
-        if result.task == BINARY
-        else "accuracy: top-1"
-        if "accuracy" in result.metrics
-        else "macro averages over the labels"
-    )
+    accuracy = _ACCURACY_NOTES[result.task]
     return (
         f"The {head} trained on {drawn}, seeds {seeds}; "
         f"validation and test splits unchanged ({result.n_test} test images). Values are the "

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cactus_features.errors import ConfigError
 from cactus_features.extract.api import BackboneRequest
+from cactus_features.heads.run import TrainResult
 from cactus_features.study.config import StudyConfig
 from cactus_features.study.predict import Submission, predict_folder
 from cactus_features.study.runner import StudyResult, run_study
@@ -100,25 +102,15 @@ def run_demo(
     data = make_synthetic_aerial(
         Path(cache_dir) / "demo-data", n_train=n_train, n_test=n_test, seed=seed
     )
-    config = StudyConfig(
-        data=str(data.train_dir),
-        labels=str(data.labels_csv),
-        backbones=[BackboneRequest(name, "DEFAULT", None, resolution) for name in DEMO_BACKBONES],
-        heads=[{"head": "linear"}],
-        out=str(out),
-        cache_dir=str(cache_dir),
-        missing_weights="random",
-        allow_download=False,
-        quiet=quiet,
-    )
-    study = run_study(config)
-    best = study.runs["linear"][0]
-    assert best.path is not None
-    submission = predict_folder(
-        best.run,
+    study, _, submission = _study_and_submission(
+        data.train_dir,
+        data.labels_csv,
         data.test_dir,
-        Path(out) / "submission.csv",
-        sample_submission=data.sample_submission,
+        data.sample_submission,
+        heads=[{"head": "linear"}],
+        out=Path(out),
+        cache_dir=Path(cache_dir),
+        resolution=resolution,
         quiet=quiet,
     )
     return DemoResult(study, submission, data.root, Path(out))
@@ -132,23 +124,15 @@ def _digits_demo(
     from cactus_features.demo.digits import make_digits_folders
 
     data = make_digits_folders(cache_dir / "demo-data" / "digits", seed=seed)
-    config = StudyConfig(
-        data=str(data.train_dir),
-        backbones=[BackboneRequest(name, "DEFAULT", None, resolution) for name in DEMO_BACKBONES],
-        heads=[dict(h) for h in DIGITS_HEADS],
-        out=str(out),
-        cache_dir=str(cache_dir),
-        missing_weights="random",
-        allow_download=False,
-        quiet=quiet,
-    )
-    study = run_study(config)
-    best = study.runs["linear"][0]
-    submission = predict_folder(
-        best.run,
+    study, best, submission = _study_and_submission(
+        data.train_dir,
+        None,
         data.test_dir,
-        out / "submission.csv",
-        sample_submission=data.sample_submission,
+        data.sample_submission,
+        heads=[dict(h) for h in DIGITS_HEADS],
+        out=out,
+        cache_dir=cache_dir,
+        resolution=resolution,
         quiet=quiet,
     )
     answers = data.answers()
@@ -163,3 +147,45 @@ def _digits_demo(
         dataset="digits",
         held_out_accuracy=float(sum(correct) / len(correct)) if correct else None,
     )
+
+
+def _study_and_submission(
+    train_dir: Path,
+    labels: Path | None,
+    test_dir: Path,
+    sample_submission: Path,
+    *,
+    heads: list[dict[str, Any]],
+    out: Path,
+    cache_dir: Path,
+    resolution: int,
+    quiet: bool,
+) -> tuple[StudyResult, TrainResult, Submission]:
+    """The offline study of :data:`DEMO_BACKBONES` (no download; missing weights run as
+    labelled random initialisation), and the first backbone's linear head scoring the
+    test images into ``out/submission.csv``.
+
+    Returns:
+        The study, the run that scored the test images, and the submission.
+    """
+    config = StudyConfig(
+        data=str(train_dir),
+        labels=None if labels is None else str(labels),
+        backbones=[BackboneRequest(name, "DEFAULT", None, resolution) for name in DEMO_BACKBONES],
+        heads=heads,
+        out=str(out),
+        cache_dir=str(cache_dir),
+        missing_weights="random",
+        allow_download=False,
+        quiet=quiet,
+    )
+    study = run_study(config)
+    best = study.runs["linear"][0]
+    submission = predict_folder(
+        best.run,
+        test_dir,
+        out / "submission.csv",
+        sample_submission=sample_submission,
+        quiet=quiet,
+    )
+    return study, best, submission

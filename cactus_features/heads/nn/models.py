@@ -27,11 +27,16 @@ LAST_PREFIX = "last."
 """Prefix of the last-epoch weights saved next to the selected ones in a run file."""
 
 
-MULTICLASS_HEADS = ("linear", "mlp")
-"""Heads with weights that take more than two classes (a softmax over K logits)."""
-MULTICLASS_SOLVERS = ("adam", "grid")
-"""Solvers that train them: Adam (any of those heads) and the tuned protocol (the linear
-head's softmax L-BFGS path, the MLP's grid of Adam weight decays)."""
+MULTICLASS_HEADS: dict[str, tuple[str, ...]] = {
+    "linear": ("grid", "adam"),
+    "mlp": ("grid", "adam"),
+    "knn": ("knn",),
+}
+"""The solvers of each head kind that take more than two classes: the single place to
+extend. Linear and MLP heads: a softmax over K logits, by the tuned protocol (the linear
+head's softmax L-BFGS path, the MLP's grid of Adam weight decays) or by Adam; the kNN
+probe: each class's share of the votes. Multi-label data has its own table,
+:data:`~cactus_features.heads.prepare.multilabel.MULTILABEL_HEADS`."""
 
 
 def output_dim(n_classes: int, task: str | None = None) -> int:
@@ -65,16 +70,11 @@ def check_takes_classes(head: str, solver: str, n_classes: int) -> None:
     ``MULTILABEL_HEADS``), not here.
 
     Raises:
-        ConfigError: For fewer than two classes, or more than two and a head or solver
-            outside :data:`MULTICLASS_HEADS` / :data:`MULTICLASS_SOLVERS` (the kNN probe
-            takes K classes too).
+        ConfigError: For fewer than two classes, or more than two and a head and solver
+            outside :data:`MULTICLASS_HEADS`.
     """
     output_dim(n_classes)
-    if (
-        n_classes > 2
-        and head != "knn"
-        and (head not in MULTICLASS_HEADS or solver not in MULTICLASS_SOLVERS)
-    ):
+    if n_classes > 2 and solver not in MULTICLASS_HEADS.get(head, ()):
         raise ConfigError(
             f"{n_classes} classes: the {head} head with solver {solver!r} takes two classes "
             "only so far; use the linear or mlp head with the tuned or report preset (solver "
